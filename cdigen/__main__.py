@@ -1,0 +1,5 @@
+import sys
+
+from cdigen.entry import main
+
+sys.exit(main())

@@ -1,0 +1,58 @@
+"""The hook entries that point container runtimes at `cdigen hook`.
+
+One shape for CDI specs (written by scan) and one for config.json (added by apply), so that
+the hook finds the same arguments whichever injector put it there.
+"""
+
+import os
+import shutil
+import sys
+
+from cdigen.errors import UsageError
+
+HOOK_NAME = "createRuntime"  # runs in the runtime's namespaces, after the container netns exists
+
+
+def default_hook_path() -> str:
+    """Absolute path of the installed `cdigen` executable (the console script of this
+    interpreter's environment, else the first on PATH)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "cdigen")
+    if os.access(beside, os.X_OK):
+        return os.path.abspath(beside)
+    found = shutil.which("cdigen")
+    if found:
+        return os.path.abspath(found)
+    raise UsageError("cannot find the cdigen executable; pass --hook-path")
+
+
+def check_hook_path(path: str) -> str:
+    if not os.path.isabs(path):
+        raise UsageError(f"--hook-path must be absolute (OCI requires it): {path!r}")
+    return path
+
+
+def hook_args(netdev_args: list[str]) -> list[str]:
+    """argv of the hook: ``cdigen hook [--netdev HOSTIF=name=..,address=..,mask=..,mtu=..]...``"""
+    args = ["cdigen", "hook"]
+    for a in netdev_args:
+        args += ["--netdev", a]
+    return args
+
+
+def cdi_hook(path: str, netdev_args: list[str]) -> dict:
+    """A CDI `containerEdits.hooks` entry."""
+    return {"hookName": HOOK_NAME, "path": path, "args": hook_args(netdev_args)}
+
+
+def oci_hook(path: str, netdev_args: list[str] = ()) -> dict:
+    """An OCI `hooks.createRuntime` entry."""
+    return {"path": path, "args": hook_args(list(netdev_args))}
+
+
+def is_cdigen_hook(entry: object) -> bool:
+    """True for an OCI hook entry that runs `cdigen hook`."""
+    if not isinstance(entry, dict):
+        return False
+    args = entry.get("args") or []
+    return (isinstance(args, list) and len(args) >= 2 and args[1] == "hook"
+            and os.path.basename(str(entry.get("path", ""))) == "cdigen")

@@ -1,0 +1,261 @@
+"""Network-device settings: the one place that parses, validates and formats them.
+
+A netdev setting is "host interface -> container name, address, mask, MTU". It travels in
+three shapes, all produced and read here (design.md decision 2):
+
+* CDI device annotation  ``netdev.cdigen.io/<hostif>: "name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=9000"``
+* CDI hook argument       ``--netdev <hostif>=name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=9000``
+* config.json entry       ``linux.netDevices[<hostif>] = {"name": "net0", "address": "192.0.2.10",
+                            "mask": "255.255.255.0", "mtu": 9000}``
+
+The command line (``--netdev``) and the text form also accept ``address=192.0.2.10/24`` (CIDR)
+in place of a separate mask. IPv6 masks are written as a prefix length ("64").
+
+Pure functions only: no I/O, cheap imports (this module is on the hook's start-up path).
+"""
+
+from dataclasses import dataclass, replace
+
+from cdigen.errors import InvalidInput
+
+ANNOTATION_PREFIX = "netdev.cdigen.io/"
+IFNAMSIZ = 16  # kernel: at most 15 bytes plus NUL
+MTU_MIN_IPV4 = 68
+MTU_MIN_IPV6 = 1280
+MTU_MAX = 65535
+_KEYS = ("name", "address", "mask", "mtu")
+
+
+class NetConfError(InvalidInput):
+    """A netdev setting that the kernel or the OCI/CDI specs would reject."""
+
+
+@dataclass(frozen=True)
+class NetdevConfig:
+    host: str  # host interface name (key of linux.netDevices)
+    name: str | None = None  # name inside the container; None = keep the host name
+    address: str | None = None  # IPv4 or IPv6 address, without prefix
+    prefixlen: int | None = None  # set whenever address is set
+    mtu: int | None = None
+
+    @property
+    def container_name(self) -> str:
+        return self.name or self.host
+
+    @property
+    def family(self) -> int | None:
+        if self.address is None:
+            return None
+        return 6 if ":" in self.address else 4
+
+    @property
+    def mask(self) -> str | None:
+        """The mask as written: dotted quad for IPv4, prefix length for IPv6."""
+        if self.prefixlen is None:
+            return None
+        if self.family == 4:
+            bits = (0xFFFFFFFF << (32 - self.prefixlen)) & 0xFFFFFFFF
+            return ".".join(str((bits >> s) & 0xFF) for s in (24, 16, 8, 0))
+        return str(self.prefixlen)
+
+    def merged(self, override: "NetdevConfig") -> "NetdevConfig":
+        """This setting with every field that `override` sets taken from it."""
+        fields = {k: getattr(override, k) for k in ("name", "mtu") if getattr(override, k) is not None}
+        if override.address is not None:
+            fields.update(address=override.address, prefixlen=override.prefixlen)
+        out = replace(self, **fields)
+        validate(out)
+        return out
+
+    def to_text(self) -> str:
+        """``name=...,address=...,mask=...,mtu=...`` with unset fields left out."""
+        parts = []
+        if self.name is not None:
+            parts.append(f"name={self.name}")
+        if self.address is not None:
+            parts.append(f"address={self.address}")
+            parts.append(f"mask={self.mask}")
+        if self.mtu is not None:
+            parts.append(f"mtu={self.mtu}")
+        return ",".join(parts)
+
+    def to_arg(self) -> str:
+        """The value of one hook ``--netdev`` argument."""
+        return f"{self.host}={self.to_text()}"
+
+    def to_oci(self) -> dict:
+        """The linux.netDevices entry; ``name`` is always present (CDI requires it)."""
+        entry: dict = {"name": self.container_name}
+        if self.address is not None:
+            entry["address"] = self.address
+            entry["mask"] = self.mask
+        if self.mtu is not None:
+            entry["mtu"] = self.mtu
+        return entry
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def check_ifname(name: object, what: str = "interface name", allow_template: bool = False) -> str:
+    """Kernel rules (net/core/dev.c dev_valid_name): 1-15 bytes, not '.'/'..', no '/', ':'
+    or whitespace (the kernel's isspace includes 0xA0). One '%d' only where allowed."""
+    if not isinstance(name, str):
+        raise NetConfError(f"{what} must be a string, got {type(name).__name__}")
+    raw = name.encode("utf-8", "surrogateescape")
+    if not raw:
+        raise NetConfError(f"{what} is empty")
+    if len(raw) >= IFNAMSIZ:
+        raise NetConfError(f"{what} {name!r} is longer than 15 bytes")
+    if name in (".", ".."):
+        raise NetConfError(f"{what} {name!r} is not allowed")
+    for ch in name:
+        # ',' and '=' are legal for the kernel but delimit cdigen's text form; no real NIC uses them.
+        if ch in "/:,=" or ch.isspace() or ch in "\xa0\x00":
+            raise NetConfError(f"{what} {name!r} contains {ch!r}")
+    if "%" in name:
+        if not allow_template or name.count("%") != 1 or name.count("%d") != 1:
+            raise NetConfError(f"{what} {name!r}: only one '%d' template is allowed" if allow_template
+                               else f"{what} {name!r} contains '%'")
+    return name
+
+
+def _parse_ip(text: str) -> tuple[str, int]:
+    """Canonical text and family of an IP address, via the stdlib (exact and cheap)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        raise NetConfError(f"invalid IP address {text!r}") from None
+    return str(ip), ip.version
+
+
+def _mask_to_prefixlen(mask: str, family: int) -> int:
+    bits_total = 32 if family == 4 else 128
+    text = str(mask).strip()
+    if text.isdigit():
+        n = int(text)
+        if n > bits_total:
+            raise NetConfError(f"mask /{n} is too long for IPv{family}")
+        return n
+    import ipaddress
+
+    try:
+        value = int(ipaddress.ip_address(text))
+        fam = ipaddress.ip_address(text).version
+    except ValueError:
+        raise NetConfError(f"invalid mask {text!r}") from None
+    if fam != family:
+        raise NetConfError(f"mask {text!r} is not an IPv{family} mask")
+    n = bin(value).count("1")
+    if value != ((1 << bits_total) - 1) ^ ((1 << (bits_total - n)) - 1):
+        raise NetConfError(f"mask {text!r} is not contiguous")
+    return n
+
+
+def check_mtu(mtu: object, family: int | None = None) -> int:
+    if isinstance(mtu, bool) or not isinstance(mtu, (int, str)):
+        raise NetConfError(f"MTU must be an integer, got {mtu!r}")
+    if isinstance(mtu, str):
+        if not mtu.strip().isdigit():
+            raise NetConfError(f"MTU must be an integer, got {mtu!r}")
+        mtu = int(mtu)
+    low = MTU_MIN_IPV6 if family == 6 else MTU_MIN_IPV4
+    if not low <= mtu <= MTU_MAX:
+        extra = " for IPv6" if family == 6 else ""
+        raise NetConfError(f"MTU {mtu} is outside {low}..{MTU_MAX}{extra}")
+    return mtu
+
+
+def validate(cfg: NetdevConfig) -> NetdevConfig:
+    check_ifname(cfg.host, "host interface name")
+    if cfg.name is not None:
+        check_ifname(cfg.name, f"container name for {cfg.host}", allow_template=True)
+    if cfg.mtu is not None:
+        check_mtu(cfg.mtu, cfg.family)
+    return cfg
+
+
+def make(host: str, name=None, address=None, mask=None, mtu=None) -> NetdevConfig:
+    """Build and validate a setting from loose values (strings or ints).
+
+    `address` may be CIDR ("192.0.2.10/24"); then `mask` must be absent or agree."""
+    prefixlen = None
+    if address is not None:
+        if not isinstance(address, str):
+            raise NetConfError(f"{host}: address must be a string, got {address!r}")
+        addr_text, _, plen_text = address.partition("/")
+        address, family = _parse_ip(addr_text.strip())
+        if plen_text:
+            prefixlen = _mask_to_prefixlen(plen_text, family)
+        if mask is not None:
+            from_mask = _mask_to_prefixlen(str(mask), family)
+            if prefixlen is not None and prefixlen != from_mask:
+                raise NetConfError(f"{host}: address {addr_text}/{plen_text} and mask {mask} disagree")
+            prefixlen = from_mask
+        if prefixlen is None:
+            prefixlen = 32 if family == 4 else 128
+    elif mask is not None:
+        raise NetConfError(f"{host}: a mask needs an address")
+    return validate(NetdevConfig(host=host, name=name, address=address, prefixlen=prefixlen,
+                                 mtu=check_mtu(mtu) if mtu is not None else None))
+
+
+# ---------------------------------------------------------------------------- text forms
+
+
+def parse_text(host: str, text: str) -> NetdevConfig:
+    """Parse ``name=net0,address=192.0.2.10/24,mtu=9000`` (any subset, any order)."""
+    fields: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in _KEYS:
+            raise NetConfError(f"{host}: expected name=, address=, mask= or mtu=, got {part!r}")
+        if key in fields:
+            raise NetConfError(f"{host}: {key}= given twice")
+        fields[key] = value.strip()
+    return make(host, **fields)
+
+
+def parse_arg(arg: str) -> NetdevConfig:
+    """Parse ``HOSTIF=name=net0,address=192.0.2.10/24,mtu=9000`` (``HOSTIF`` alone is allowed)."""
+    host, _, rest = arg.partition("=")
+    check_ifname(host.strip(), "host interface name")
+    return parse_text(host.strip(), rest)
+
+
+def from_oci(host: str, entry: object) -> NetdevConfig:
+    """Read a linux.netDevices entry (extra keys address/mask/mtu are cdigen's)."""
+    if entry is None:
+        entry = {}
+    if not isinstance(entry, dict):
+        raise NetConfError(f"linux.netDevices[{host!r}] must be an object")
+    return make(host, entry.get("name"), entry.get("address"), entry.get("mask"), entry.get("mtu"))
+
+
+def annotation_key(host: str) -> str:
+    return ANNOTATION_PREFIX + host
+
+
+def from_annotations(annotations: dict | None) -> dict[str, NetdevConfig]:
+    """All netdev settings found in CDI device annotations, by host interface."""
+    out: dict[str, NetdevConfig] = {}
+    for key, value in (annotations or {}).items():
+        if isinstance(key, str) and key.startswith(ANNOTATION_PREFIX):
+            host = key[len(ANNOTATION_PREFIX):]
+            out[host] = parse_text(host, str(value))
+    return out
+
+
+def check_unique_names(configs) -> None:
+    """Two host interfaces must never map to the same container name."""
+    seen: dict[str, str] = {}
+    for cfg in configs:
+        name = cfg.container_name
+        if "%" in name:
+            continue  # the kernel picks a free name
+        if name in seen and seen[name] != cfg.host:
+            raise NetConfError(f"host interfaces {seen[name]} and {cfg.host} both map to container name {name}")
+        seen[name] = cfg.host
