@@ -34,3 +34,31 @@ def run_cdigen(*args, input=None, env=None, check=None):
 @pytest.fixture
 def cdigen():
     return run_cdigen
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """Make a directory with the given files that even root cannot write to: a read-only bind
+    mount when root (directory permissions do not stop root), else mode 0555."""
+    mounted = []
+
+    def make(files: dict) -> Path:
+        src = tmp_path / "ro-src"
+        src.mkdir()
+        for name, text in files.items():
+            (src / name).write_text(text)
+        if os.geteuid() != 0:
+            src.chmod(0o555)
+            return src
+        dst = tmp_path / "ro"
+        dst.mkdir()
+        if subprocess.run(["mount", "--bind", str(src), str(dst)], capture_output=True).returncode:
+            pytest.skip("cannot bind-mount here")
+        mounted.append(dst)
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(dst)], capture_output=True).returncode:
+            pytest.skip("cannot remount read-only here")
+        return dst
+
+    yield make
+    for path in mounted:
+        subprocess.run(["umount", str(path)], capture_output=True)

@@ -1,0 +1,58 @@
+"""Atomic replacement: the old file survives any failure; modes are kept; nothing is left over."""
+
+import os
+import threading
+import time
+
+import pytest
+
+from cdigen.errors import CdigenError
+from cdigen.files import atomic_write, locked_dir
+
+
+def test_new_file_gets_0644_and_existing_file_keeps_its_mode(tmp_path):
+    new = tmp_path / "spec.yaml"
+    atomic_write(str(new), b"a\n")
+    assert new.read_bytes() == b"a\n" and (new.stat().st_mode & 0o777) == 0o644
+    old = tmp_path / "config.json"
+    old.write_text("{}")
+    old.chmod(0o600)
+    atomic_write(str(old), b'{"x": 1}')
+    assert old.read_bytes() == b'{"x": 1}' and (old.stat().st_mode & 0o777) == 0o600
+    atomic_write(str(old), b"z", mode=0o640)
+    assert (old.stat().st_mode & 0o777) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "spec.yaml"]
+
+
+def test_failure_leaves_the_old_file_and_no_temp_file(tmp_path):
+    target = tmp_path / "config.json"
+    target.write_text("original")
+    os.mkdir(tmp_path / "sub")
+    with pytest.raises(CdigenError, match="cannot write"):
+        atomic_write(str(tmp_path / "sub"), b"x")  # rename over a directory fails
+    assert target.read_text() == "original"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "sub"]
+
+
+def test_read_only_directory(tmp_path, read_only_dir):
+    ro = read_only_dir({"f": "x"})
+    with pytest.raises(CdigenError, match="cannot write .*Read-only file system"):
+        atomic_write(str(ro / "f"), b"y")
+    assert (ro / "f").read_text() == "x"
+
+
+def test_locked_dir_serialises(tmp_path):
+    order = []
+
+    def worker(tag):
+        with locked_dir(str(tmp_path)):
+            order.append(tag + "-in")
+            time.sleep(0.05)
+            order.append(tag + "-out")
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert order in (["a-in", "a-out", "b-in", "b-out"], ["b-in", "b-out", "a-in", "a-out"])
