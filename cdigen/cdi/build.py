@@ -1,0 +1,257 @@
+"""Topology -> CDI spec (pure), and its deterministic YAML/JSON rendering.
+
+The spec holds only fields the reference Go loader knows, in the Go structs' key order, empty
+fields omitted, and `cdiVersion` set to the minimum its fields require (design decision 1).
+One device per usable GPU and name strategy, plus `all`. Each GPU device carries its
+/dev/nvidiaN, DRM nodes, the RDMA char devices of its NICs, their netdevs as `netDevices`,
+their settings in annotations, and one createRuntime hook (`cdigen hook --netdev ...`) that
+applies those settings (design decision 2).
+"""
+
+from dataclasses import dataclass, field
+
+from cdigen import hookentry, netconf
+from cdigen.errors import NoGPU, UsageError
+from cdigen.topology.affinity import Link, assign
+from cdigen.topology.model import CharDev, Gpu, Nic, ScanWarning, Topology
+
+DEFAULT_VENDOR = "cdigen.io"  # not nvidia.com: our devices carry NICs too, and must not collide with nvidia-ctk's
+DEFAULT_CLASS = "gpu"
+NAME_STRATEGIES = ("index", "uuid", "pci")
+
+
+@dataclass
+class BuildOptions:
+    hook_path: str
+    vendor: str = DEFAULT_VENDOR
+    cls: str = DEFAULT_CLASS
+    name_strategies: tuple[str, ...] = ("index",)
+    nic_affinity: Link = Link.PXB
+    # host interface -> {"name", "address", "mask", "mtu"} (any subset), from --netdev-config
+    netdev_config: dict[str, dict] = field(default_factory=dict)
+    netdev_config_path: str = "--netdev-config"  # named in warnings
+    netdev_name: str | None = None  # container-name template, e.g. "net{index}"
+
+
+def usable_gpus(topo: Topology) -> list[Gpu]:
+    """GPUs that have a /dev/nvidiaN, by minor."""
+    return sorted((g for g in topo.gpus if g.minor is not None), key=lambda g: g.minor)
+
+
+def candidate_nics(topo: Topology) -> list[Nic]:
+    """NICs that may be handed to a GPU: RDMA-capable physical functions, PCI order.
+
+    Plain Ethernet NICs (no RDMA device) are the host's own networking; VFs stay with their
+    PF's owner (the operator hands them out by other means, e.g. an SR-IOV device plugin)."""
+    return [n for n in topo.nics if n.rdma and not n.is_vf]
+
+
+def assignment(topo: Topology, limit: Link = Link.PXB) -> dict[str, list[Nic]]:
+    """{gpu bdf: [Nic, ...]} for every usable GPU (reference §3.3, design decision 7).
+    Ties go by PCI order (not by minor, which changes when a driver is rebound)."""
+    gpus, nics = [g for g in topo.gpus if g.minor is not None], candidate_nics(topo)
+    by_bdf = {n.bdf: n for n in nics}
+    chosen = assign([topo.pci[g.bdf] for g in gpus], [topo.pci[n.bdf] for n in nics], limit,
+                    topo.single_numa_node)
+    return {bdf: [by_bdf[b] for b in nic_bdfs] for bdf, nic_bdfs in chosen.items()}
+
+
+def check_name_template(template: str) -> str:
+    """`{index}` (position of the netdev among all netdevs of the spec) is required so that no
+    two netdevs anywhere in the spec share a container name (CDI rejects duplicates within a
+    device, and any combination of devices can be requested together); `{gpu}` is optional."""
+    if "{index}" not in template:
+        raise UsageError(f"--netdev-name {template!r} must contain {{index}}")
+    try:
+        template.format(index=0, gpu=0)
+    except (KeyError, IndexError, ValueError) as e:
+        raise UsageError(f"--netdev-name {template!r}: only {{index}} and {{gpu}} may be used ({e})") from None
+    return template
+
+
+def _node(c: CharDev) -> dict:
+    return {"path": c.path, "type": "c", "major": c.major, "minor": c.minor}
+
+
+def _netdev_settings(topo: Topology, chosen: dict[str, list[Nic]], gpus: list[Gpu],
+                     opts: BuildOptions, warnings: list[ScanWarning]) -> dict[str, netconf.NetdevConfig]:
+    """host interface -> its NetdevConfig, for every assigned netdev; names unique spec-wide."""
+    out: dict[str, netconf.NetdevConfig] = {}
+    index = 0
+    for gpu in gpus:
+        for nic in chosen[gpu.bdf]:
+            for nd in nic.netdevs:
+                cfg = dict(opts.netdev_config.get(nd.name) or {})
+                mtu = nd.mtu
+                if mtu is not None:
+                    try:
+                        netconf.check_mtu(mtu)
+                    except netconf.NetConfError as e:
+                        warnings.append(ScanWarning(f"/sys/class/net/{nd.name}/mtu", f"{e}; MTU not set"))
+                        mtu = None
+                name = cfg.get("name")
+                if name is None:
+                    name = opts.netdev_name.format(index=index, gpu=gpu.minor) if opts.netdev_name else nd.name
+                netconf.check_ifname(name, f"container name for {nd.name}", allow_template=True)
+                out[nd.name] = netconf.make(nd.name, name, cfg.get("address"), cfg.get("mask"),
+                                            cfg["mtu"] if cfg.get("mtu") is not None else mtu)
+                index += 1
+    netconf.check_unique_names(out.values())
+    known = {nd.name for nic in topo.nics for nd in nic.netdevs}
+    for host in sorted(opts.netdev_config):
+        if host not in known:
+            warnings.append(ScanWarning(opts.netdev_config_path, f"{host}: no such network interface; ignored"))
+        elif host not in out:
+            warnings.append(ScanWarning(opts.netdev_config_path,
+                                        f"{host}: not assigned to any GPU (--nic-affinity "
+                                        f"{opts.nic_affinity.name.lower()}); ignored"))
+    return out
+
+
+def _edits(nodes: list[CharDev], settings: list[netconf.NetdevConfig], hook_path: str) -> tuple[dict, dict]:
+    """(annotations, containerEdits) of one device."""
+    seen, unique = set(), []
+    for c in nodes:
+        if c.path not in seen:
+            seen.add(c.path)
+            unique.append(c)
+    edits: dict = {"deviceNodes": [_node(c) for c in unique]}
+    annotations = {}
+    if settings:
+        edits["netDevices"] = [{"hostInterfaceName": s.host, "name": s.container_name} for s in settings]
+        edits["hooks"] = [hookentry.cdi_hook(hook_path, [s.to_arg() for s in settings])]
+        annotations = {netconf.annotation_key(s.host): s.to_text() for s in settings}
+    return annotations, edits
+
+
+def _device(name: str, annotations: dict, edits: dict) -> dict:
+    device: dict = {"name": name}
+    if annotations:
+        device["annotations"] = annotations
+    device["containerEdits"] = edits
+    return device
+
+
+def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarning]]:
+    """The CDI spec for `topo`, and warnings (about the options, not the host)."""
+    from cdigen.cdi.spec import SpecError, check_class, check_device_name, check_vendor, minimum_version
+
+    try:
+        check_vendor(opts.vendor)
+        check_class(opts.cls)
+    except SpecError as e:
+        raise UsageError(f"--vendor/--class: {e}") from None
+    hookentry.check_hook_path(opts.hook_path)
+    if opts.netdev_name is not None:
+        check_name_template(opts.netdev_name)
+    gpus = usable_gpus(topo)
+    if not gpus:
+        without = [g.bdf for g in topo.gpus]
+        raise NoGPU("no NVIDIA GPU with the nvidia driver bound" + (f" (found without: {', '.join(without)})"
+                    if without else " (no PCI function of vendor 0x10de, class 0x0300/0x0302)"))
+    warnings: list[ScanWarning] = []
+    chosen = assignment(topo, opts.nic_affinity)
+    settings = _netdev_settings(topo, chosen, gpus, opts, warnings)
+
+    per_gpu = {}
+    for gpu in gpus:
+        nics = chosen[gpu.bdf]
+        nodes = [gpu.node, *gpu.drm, *(c for nic in nics for c in nic.chardevs)]
+        per_gpu[gpu.bdf] = (nodes, [settings[nd.name] for nic in nics for nd in nic.netdevs])
+
+    devices = []
+    for strategy in dict.fromkeys(opts.name_strategies):
+        if strategy not in NAME_STRATEGIES:
+            raise UsageError(f"unknown device name strategy {strategy!r}; use {', '.join(NAME_STRATEGIES)}")
+        for gpu in gpus:
+            name = {"index": f"gpu{gpu.minor}", "uuid": gpu.uuid, "pci": gpu.bdf}[strategy]
+            if name is None:
+                warnings.append(ScanWarning(f"/proc/driver/nvidia/gpus/{gpu.bdf}/information",
+                                            "no GPU UUID; no UUID-named device for this GPU"))
+                continue
+            check_device_name(name)
+            devices.append(_device(name, *_edits(*per_gpu[gpu.bdf], opts.hook_path)))
+    all_nodes = [c for g in gpus for c in per_gpu[g.bdf][0]]
+    all_settings = [s for g in gpus for s in per_gpu[g.bdf][1]]
+    devices.append(_device("all", *_edits(all_nodes, all_settings, opts.hook_path)))
+
+    common = list(topo.control) + ([topo.rdma_cm] if topo.rdma_cm else [])
+    spec: dict = {"cdiVersion": "", "kind": f"{opts.vendor}/{opts.cls}", "devices": devices}
+    if common:
+        spec["containerEdits"] = {"deviceNodes": [_node(c) for c in common]}
+    spec["cdiVersion"] = minimum_version(spec)
+    return spec, warnings
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+def render(spec: dict, fmt: str = "yaml") -> bytes:
+    """Deterministic bytes: same dict in, same bytes out (key order as built)."""
+    if fmt == "json":
+        import json
+
+        return (json.dumps(spec, indent=2, ensure_ascii=False) + "\n").encode()
+    if fmt == "yaml":
+        return render_yaml(spec).encode()
+    raise UsageError(f"unknown format {fmt!r}; use yaml or json")
+
+
+def render_yaml(data) -> str:
+    """Block-style YAML through ruamel.yaml's emitter, fed events directly.
+
+    Skipping ruamel's representer/serializer keeps dict order, emits no anchors for shared
+    objects and is ~3x faster. A string is written plain only if both YAML 1.1 (the Go
+    loader's sigs.k8s.io/yaml) and YAML 1.2 would read it back as that string: "on",
+    "0000:13:00.0" (a YAML 1.1 sexagesimal float!) or "1.0" are quoted."""
+    import io
+
+    from ruamel.yaml import events as ev
+    from ruamel.yaml.emitter import Emitter
+    from ruamel.yaml.nodes import ScalarNode
+    from ruamel.yaml.resolver import VersionedResolver
+    from ruamel.yaml.tag import Tag
+
+    str_tag, int_tag = Tag(suffix="tag:yaml.org,2002:str"), Tag(suffix="tag:yaml.org,2002:int")
+    resolvers = (VersionedResolver(version=(1, 1)), VersionedResolver(version=(1, 2)))
+    plain_cache: dict[str, bool] = {}
+
+    def plain_ok(s: str) -> bool:
+        ok = plain_cache.get(s)
+        if ok is None:
+            ok = plain_cache[s] = bool(s) and all(
+                str(r.resolve(ScalarNode, s, (True, False))) == "tag:yaml.org,2002:str" for r in resolvers)
+        return ok
+
+    out: list = [ev.StreamStartEvent(), ev.DocumentStartEvent(explicit=False)]
+
+    def walk(o) -> None:
+        if isinstance(o, dict):
+            out.append(ev.MappingStartEvent(None, None, True, flow_style=False))
+            for k, v in o.items():
+                walk(k)
+                walk(v)
+            out.append(ev.MappingEndEvent())
+        elif isinstance(o, list):
+            out.append(ev.SequenceStartEvent(None, None, True, flow_style=False))
+            for v in o:
+                walk(v)
+            out.append(ev.SequenceEndEvent())
+        elif isinstance(o, int) and not isinstance(o, bool):
+            out.append(ev.ScalarEvent(None, int_tag, (True, False, True), str(o)))
+        elif isinstance(o, str):
+            if plain_ok(o):
+                out.append(ev.ScalarEvent(None, str_tag, (True, True, True), o))
+            else:
+                out.append(ev.ScalarEvent(None, str_tag, (False, True, True), o, style='"'))
+        else:
+            raise TypeError(f"cannot render {type(o).__name__} as YAML")
+
+    walk(data)
+    out += [ev.DocumentEndEvent(explicit=False), ev.StreamEndEvent()]
+    stream = io.StringIO()
+    emitter = Emitter(stream, width=4096, allow_unicode=True)
+    emitter.best_sequence_indent, emitter.sequence_dash_offset = 4, 2
+    for e in out:
+        emitter.emit(e)
+    return stream.getvalue()

@@ -1,0 +1,84 @@
+"""Example topologies shipped with cdigen (`cdigen scan --example NAME`), also the test fixtures.
+
+Each is a short description in the language of `cdigen.examples.fakesys` (read its docstring);
+`build_example(name, root)` writes the fake sysfs/procfs tree.
+"""
+
+EXAMPLES = {
+    # HGX-class H100 server: 8 GPUs + 8 ConnectX-7 (InfiniBand), two PCIe switches per NUMA node
+    # (each switch: GPU, NIC, GPU, NIC), plus one storage NIC per NUMA node on its own root port.
+    "hgx-h100": """
+        numa 0-1
+        pci 0000:10 numa=0 ports: switch(gpu ib gpu ib) roce
+        pci 0000:30 numa=0 ports: switch(gpu ib gpu ib)
+        pci 0000:90 numa=1 ports: switch(gpu ib gpu ib) roce
+        pci 0000:b0 numa=1 ports: switch(gpu ib gpu ib)
+    """,
+    # The same server with a RoCE (Ethernet) compute fabric.
+    "hgx-h100-roce": """
+        numa 0-1
+        pci 0000:10 numa=0 ports: switch(gpu roce gpu roce) roce
+        pci 0000:30 numa=0 ports: switch(gpu roce gpu roce)
+        pci 0000:90 numa=1 ports: switch(gpu roce gpu roce) roce
+        pci 0000:b0 numa=1 ports: switch(gpu roce gpu roce)
+    """,
+    # Workstation: one GeForce GPU, an onboard Ethernet NIC, no RDMA.
+    "workstation": """
+        numa 0
+        pci 0000:00 numa=-1 ports: gpu:vga eth
+    """,
+    # One switch with two GPUs and two NICs; the GPUs' minors are the reverse of PCI order
+    # (reference §5.3: never assume minor == PCI order).
+    "switch-pair": """
+        numa 0
+        pci 0000:40 numa=0 ports: switch(ib ib gpu:minor=1 gpu:minor=0)
+    """,
+    # Cascaded switches: a GPU and a NIC under different second-level switches (PXB), and
+    # an IB HCA without an IPoIB netdev.
+    "cascade": """
+        numa 0
+        pci 0000:20 numa=0 ports: switch(switch(gpu) switch(ib:nonet) switch(gpu roce))
+    """,
+    # Cloud VM: every device on its own PCI domain, directly on the root bus: no PIX at all.
+    "cloud-vm": """
+        numa 0-1
+        pci 0001:00 numa=0 bus: gpu
+        pci 0002:00 numa=0 bus: gpu
+        pci 0003:00 numa=0 bus: ib
+        pci 0004:00 numa=0 bus: ib
+        pci 0005:00 numa=1 bus: gpu
+        pci 0006:00 numa=1 bus: gpu
+        pci 0007:00 numa=1 bus: ib
+        pci 0008:00 numa=1 bus: ib
+        pci 0009:00 numa=0 bus: eth
+    """,
+    # A RoCE NIC with 4 SR-IOV VFs next to a GPU.
+    "sriov": """
+        numa 0
+        pci 0000:60 numa=0 ports: switch(gpu roce:vf4)
+    """,
+    # A GPU without a driver bound (reported, left out of the spec) next to a working one.
+    "no-driver": """
+        numa 0
+        pci 0000:70 numa=0 ports: switch(gpu roce gpu:nodrv roce)
+    """,
+}
+
+
+def synthetic(domains: int = 10) -> str:
+    """The benchmark's large tree: `domains` copies of the HGX server, each on its own PCI
+    domain, with RoCE NICs carrying 8 VFs each (10 copies: 80 GPUs, 80 NICs, 640 VFs)."""
+    lines = ["numa 0-1"]
+    for d in range(domains):
+        for bus, numa, extra in (("10", 0, " roce"), ("30", 0, ""), ("90", 1, " roce"), ("b0", 1, "")):
+            lines.append(f"pci {d:04x}:{bus} numa={numa} ports: switch(gpu roce:vf8 gpu roce:vf8){extra}")
+    return "\n".join(lines)
+
+
+def build_example(name: str, root: str) -> str:
+    from cdigen.errors import UsageError
+    from cdigen.examples import fakesys
+
+    if name not in EXAMPLES:
+        raise UsageError(f"unknown example {name!r}; known: {', '.join(EXAMPLES)}")
+    return fakesys.build(EXAMPLES[name], root)
