@@ -89,10 +89,15 @@ def test_nic_affinity_widens_the_assignment():
     spec = load_yaml(scan("--example", "hgx-h100", "--nic-affinity", "phb").stdout)
     gpu0 = spec["devices"][0]["containerEdits"]["netDevices"]
     assert [n["hostInterfaceName"] for n in gpu0] == ["ibp20s0", "enp23s0np0"]  # + its storage NIC
-    cloud = load_yaml(scan("--example", "cloud-vm").stdout)
+    proc = scan("--example", "cloud-vm")
+    cloud = load_yaml(proc.stdout)
     assert not any("netDevices" in d["containerEdits"] for d in cloud["devices"])  # no PIX/PXB at all
     assert cloud["cdiVersion"] == "0.3.0"
-    cloud = load_yaml(scan("--example", "cloud-vm", "--nic-affinity", "node").stdout)
+    assert "no RDMA NIC is within PXB of any GPU, 4 left out" in proc.stderr  # not silent
+    assert "--nic-affinity node" in proc.stderr
+    proc = scan("--example", "cloud-vm", "--nic-affinity", "node")
+    assert proc.stderr == ""
+    cloud = load_yaml(proc.stdout)
     assert [[n["hostInterfaceName"] for n in d["containerEdits"].get("netDevices", [])]
             for d in cloud["devices"][:4]] == [["ibP3p0s0"], ["ibP4p0s0"], ["ibP7p0s0"], ["ibP8p0s0"]]
 

@@ -151,6 +151,13 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
                     if without else " (no PCI function of vendor 0x10de, class 0x0300/0x0302)"))
     warnings: list[ScanWarning] = []
     chosen = assignment(topo, opts.nic_affinity)
+    candidates = candidate_nics(topo)
+    if candidates and not any(chosen[g.bdf] for g in gpus):
+        # Typical of cloud VMs (every device on its own PCI domain): say so instead of
+        # silently emitting GPUs without NICs.
+        warnings.append(ScanWarning("/sys/class/infiniband", (
+            f"no RDMA NIC is within {opts.nic_affinity.name} of any GPU, {len(candidates)} left out "
+            "(a flat PCI tree, as in cloud VMs?); see `cdigen topo`, widen with --nic-affinity node")))
     settings = _netdev_settings(topo, chosen, gpus, opts, warnings)
 
     per_gpu = {}
