@@ -13,12 +13,22 @@ from cdigen.errors import CdigenError
 def atomic_write(path: str, data: bytes, mode: int | None = None) -> None:
     """Replace `path` with `data`. `mode`: the new file's mode; default: the existing file's
     mode, else 0644."""
+    import stat
+
     directory = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise CdigenError(f"cannot write {path}: {e.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        # /dev/null, /dev/stdout, a FIFO: renaming over it would replace the device node
+        # itself (as root, /dev/null became a regular file). Write into it instead.
+        _write_into(path, data)
+        return
     if mode is None:
-        try:
-            mode = os.stat(path).st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o644
+        mode = stat.S_IMODE(st.st_mode) if st is not None else 0o644
     base = os.path.basename(path)
     tmp = os.path.join(directory, f".{base}.cdigen-{os.getpid()}.tmp")
     try:
@@ -43,6 +53,14 @@ def atomic_write(path: str, data: bytes, mode: int | None = None) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def _write_into(path: str, data: bytes) -> None:
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise CdigenError(f"cannot write {path}: {e.strerror}") from None
 
 
 @contextlib.contextmanager

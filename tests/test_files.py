@@ -1,6 +1,7 @@
 """Atomic replacement: the old file survives any failure; modes are kept; nothing is left over."""
 
 import os
+import stat
 import threading
 import time
 
@@ -56,3 +57,19 @@ def test_locked_dir_serialises(tmp_path):
     for t in threads:
         t.join()
     assert order in (["a-in", "a-out", "b-in", "b-out"], ["b-in", "b-out", "a-in", "a-out"])
+
+
+def test_a_device_node_or_fifo_is_written_into_never_replaced(tmp_path):
+    atomic_write("/dev/null", b"spec")  # `cdigen scan -o /dev/null` as root
+    st = os.stat("/dev/null")
+    assert stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == 1 and os.minor(st.st_rdev) == 3
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        atomic_write(str(fifo), b"through the pipe")
+        assert os.read(reader, 100) == b"through the pipe"
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]

@@ -1,0 +1,385 @@
+"""CDI containerEdits -> the edited config.json document, as the reference library injects.
+
+cdi-semantics.md §4. Pure functions on plain dicts, except `fill_device_node`, which looks at
+the host's device node (os.lstat) where the spec leaves type/major/minor/fileMode out.
+
+Where cdigen differs from the reference library, on purpose:
+* Applying the same devices again changes nothing: an entry equal to one already present
+  (device, cgroup rule, mount, hook, gid) is not added a second time.
+* env: a key already in config.json is replaced in place (CDI HEAD, what users expect and
+  what makes a second apply a no-op); v1.1.0 appended a second `KEY=` entry that getenv()
+  would never see.
+* `linux.netDevices` entries carry cdigen's address/mask/mtu (design decision 2), two host
+  interfaces may not get one container name, and relative or `..` paths are rejected.
+* A config.json with a user namespace gets bind mounts unchanged (v1.1.0; HEAD adds idmap).
+"""
+
+import copy
+import os
+import stat
+from dataclasses import dataclass, field
+
+from cdigen import hookentry, netconf
+from cdigen.errors import InvalidInput, UsageError
+
+ANNOTATION_PREFIX = "cdi.k8s.io/"
+LIST_EDITS = ("env", "deviceNodes", "netDevices", "mounts", "hooks", "additionalGids")
+
+
+@dataclass
+class Plan:
+    """Everything to inject, merged in the reference order."""
+
+    edits: dict = field(default_factory=lambda: {k: [] for k in LIST_EDITS} | {"intelRdt": None})
+    netdevs: dict = field(default_factory=dict)  # host -> NetdevConfig, overrides included
+    file_netdevs: dict = field(default_factory=dict)  # host -> NetdevConfig, from the specs only
+
+
+# ---------------------------------------------------------------------------- request
+
+
+def requested_devices(config: dict) -> list[str]:
+    """Qualified names from `cdi.k8s.io/*` annotations (keys in document order; values split
+    on ',' without trimming, as ParseAnnotations does). InvalidInput for a bad name."""
+    from cdigen.cdi.spec import is_qualified_name
+
+    annotations = config.get("annotations")
+    if annotations is None:
+        return []
+    if not isinstance(annotations, dict):
+        raise InvalidInput("config.json: annotations: expected an object")
+    out = []
+    for key, value in annotations.items():
+        if not key.startswith(ANNOTATION_PREFIX):
+            continue
+        if not isinstance(value, str):
+            raise InvalidInput(f"config.json: annotation {key}: expected a string")
+        for name in value.split(","):
+            if not is_qualified_name(name):
+                raise InvalidInput(f"config.json: annotation {key}: invalid CDI device name {name!r}")
+            out.append(name)
+    return out
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+def path_problems(edits: dict) -> list[str]:
+    """Relative or `..` paths in deviceNodes and mounts (the reference does not check; OCI
+    requires absolute container paths and a `..` can climb out of the rootfs). The source of
+    a mount with a non-bind type (tmpfs, proc, ...) is free-form and not checked."""
+    problems = []
+    for i, node in enumerate(edits.get("deviceNodes") or []):
+        for key in ("path", "hostPath"):
+            if key in node:
+                problems += _path_problem(node[key], f"deviceNodes[{i}].{key}")
+    for i, mount in enumerate(edits.get("mounts") or []):
+        problems += _path_problem(mount.get("containerPath", ""), f"mounts[{i}].containerPath")
+        options = mount.get("options") or []
+        if mount.get("type", "") in ("", "bind", "rbind") or "bind" in options or "rbind" in options:
+            problems += _path_problem(mount.get("hostPath", ""), f"mounts[{i}].hostPath")
+    return problems
+
+
+def _path_problem(path: str, where: str) -> list[str]:
+    if not path.startswith("/"):
+        return [f"{where}: relative path {path!r}"]
+    if ".." in path.split("/"):
+        return [f"{where}: path {path!r} contains '..'"]
+    return []
+
+
+def plan(devices: list, overrides: list = (), lstat=os.lstat) -> Plan:
+    """Merge the edits of `devices` (cdigen.cdi.load.Device, request order): each spec's own
+    edits once, before its first device, then the device's (§4.1). Device nodes are completed
+    from the host, netdev settings from the annotations written by `cdigen scan`, then from
+    `overrides` (NetdevConfig from --netdev). InvalidInput (3) for bad spec content,
+    UsageError (2) when an override does not fit."""
+    result = Plan()
+    merged = result.edits
+    seen_specs: set[int] = set()
+    for device in devices:
+        spec = device.spec
+        spec_annotations = spec.data.get("annotations") or {}
+        parts = []
+        if id(spec) not in seen_specs:
+            seen_specs.add(id(spec))
+            parts.append((f"{spec.path}: containerEdits", spec.data.get("containerEdits") or {}, spec_annotations))
+        parts.append((f"{spec.path}: device {device.qualified_name!r}", device.data.get("containerEdits") or {},
+                      spec_annotations | (device.data.get("annotations") or {})))
+        for where, edits, annotations in parts:
+            problems = path_problems(edits)
+            if problems:
+                raise InvalidInput(f"{where}: {problems[0]}")
+            try:
+                merged["deviceNodes"] += [fill_device_node(n, lstat) for n in edits.get("deviceNodes") or []]
+                settings = netconf.from_annotations(annotations) if edits.get("netDevices") else {}
+                for entry in edits.get("netDevices") or []:
+                    host = entry["hostInterfaceName"]
+                    cfg = netconf.make(host, entry["name"])
+                    if host in settings:
+                        cfg = cfg.merged(settings[host])
+                    result.file_netdevs[host] = cfg  # a later device wins, as in Go
+            except InvalidInput as e:
+                raise InvalidInput(f"{where}: {e}") from None
+            for key in ("env", "netDevices", "mounts", "hooks", "additionalGids"):
+                merged[key] += edits.get(key) or []
+            if edits.get("intelRdt") is not None:
+                merged["intelRdt"] = edits["intelRdt"]  # the last one replaces the others whole
+    result.netdevs = dict(result.file_netdevs)
+    for override in overrides:
+        if override.host not in result.netdevs:
+            raise UsageError(f"--netdev {override.host}: no requested device carries host interface {override.host}")
+        try:
+            result.netdevs[override.host] = result.netdevs[override.host].merged(override)
+        except InvalidInput as e:
+            raise UsageError(f"--netdev {override.host}: {e}") from None
+    return result
+
+
+def fill_device_node(node: dict, lstat=os.lstat) -> dict:
+    """The node completed from the host (§4.2 deviceNodes, v1.1.0): `hostPath` defaults to
+    `path`; lstat (symlinks are not followed) fills fileMode, then type/major/minor unless
+    the node is minimally specified (type set and major != 0, or type p)."""
+    node = dict(node)
+    host_path = node.get("hostPath") or node["path"]
+    kind = node.get("type", "")
+    minimal = kind != "" and (node.get("major", 0) != 0 or kind == "p")
+    try:
+        st = lstat(host_path)
+    except OSError as e:
+        if minimal:
+            return node
+        raise InvalidInput(f"failed to stat CDI host device {host_path!r}: {e.strerror}") from None
+    if "fileMode" not in node:
+        node["fileMode"] = stat.S_IMODE(st.st_mode)
+    if minimal:
+        return node
+    host_kind = {stat.S_IFBLK: "b", stat.S_IFCHR: "c", stat.S_IFIFO: "p"}.get(stat.S_IFMT(st.st_mode))
+    if host_kind is None:
+        raise InvalidInput(f"CDI host device {host_path!r} is not a device node")
+    if kind == "":
+        node["type"] = kind = host_kind
+    elif kind != host_kind:
+        raise InvalidInput(f"CDI device ({node['path']!r}, {host_path!r}): host type mismatch ({kind}, {host_kind})")
+    if node.get("major", 0) == 0 and kind != "p":
+        node["major"], node["minor"] = os.major(st.st_rdev), os.minor(st.st_rdev)
+    return node
+
+
+# ---------------------------------------------------------------------------- applying
+
+
+def apply_plan(config: dict, plan: Plan, hook_path: str | None = None) -> dict:
+    """A new config document with `plan` injected (`config` is not modified).
+
+    `hook_path`: when set and the result has linux.netDevices, make sure a `cdigen hook`
+    createRuntime hook is there (it configures address, mask and MTU)."""
+    doc = copy.deepcopy(config)
+    linux = _child(doc, "linux", dict, "linux")
+    edits = plan.edits
+    _apply_env(doc, edits["env"])
+    _apply_device_nodes(doc, linux, edits["deviceNodes"])
+    _apply_netdevs(linux, plan)
+    _apply_mounts(doc, edits["mounts"])
+    _apply_hooks(doc, edits["hooks"])
+    if edits["intelRdt"] is not None:
+        rdt = edits["intelRdt"]
+        linux["intelRdt"] = {k: rdt[k] for k in ("closID", "l3CacheSchema", "memBwSchema", "schemata",
+                                                 "enableMonitoring") if rdt.get(k)}
+    _apply_gids(doc, edits["additionalGids"])
+    if hook_path and linux.get("netDevices"):
+        hooks = _child(doc, "hooks", dict, "hooks")
+        create_runtime = _child(hooks, "createRuntime", list, "hooks.createRuntime")
+        if not any(hookentry.is_cdigen_hook(h) for h in create_runtime):
+            create_runtime.append(hookentry.oci_hook(hook_path))
+    return doc
+
+
+def _child(parent: dict, key: str, kind: type, where: str, create: bool = True):
+    """parent[key], checked to be a `kind`; created empty when absent or null."""
+    value = parent.get(key)
+    if value is None:
+        if not create:
+            return None
+        value = parent[key] = kind()
+    elif not isinstance(value, kind):
+        raise InvalidInput(f"config.json: {where}: expected {'an object' if kind is dict else 'a list'}")
+    return value
+
+
+def _apply_env(doc: dict, env: list[str]) -> None:
+    if not env:
+        return
+    values = _child(_child(doc, "process", dict, "process"), "env", list, "process.env")
+    index = {}
+    for i, var in enumerate(values):
+        if not isinstance(var, str):
+            raise InvalidInput(f"config.json: process.env[{i}]: expected a string")
+        index[var.partition("=")[0]] = i  # the last occurrence, as CDI HEAD
+    for var in env:
+        key = var.partition("=")[0]
+        if key in index:
+            values[index[key]] = var  # also makes the last injected value win
+        else:
+            index[key] = len(values)
+            values.append(var)
+
+
+def _user_id(doc: dict, key: str) -> int | None:
+    process = doc.get("process")
+    user = process.get("user") if isinstance(process, dict) else None
+    value = user.get(key) if isinstance(user, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _apply_device_nodes(doc: dict, linux: dict, nodes: list[dict]) -> None:
+    if not nodes:
+        return
+    devices = _child(linux, "devices", list, "linux.devices")
+    resources = _child(linux, "resources", dict, "linux.resources")
+    rules = _child(resources, "devices", list, "linux.resources.devices")
+    for i, existing in enumerate(devices):
+        if not isinstance(existing, dict):
+            raise InvalidInput(f"config.json: linux.devices[{i}]: expected an object")
+    for node in nodes:
+        device = {"path": node["path"], "type": node.get("type", ""),
+                  "major": node.get("major", 0), "minor": node.get("minor", 0)}
+        for key, default in (("fileMode", None), ("uid", _user_id(doc, "uid")), ("gid", _user_id(doc, "gid"))):
+            value = node.get(key, default)
+            if value is not None:
+                device[key] = value
+        if device not in devices:
+            same_path = [i for i, d in enumerate(devices) if d.get("path") == device["path"]]
+            if same_path:  # RemoveDevice deletes the first, AddDevice replaces a second one
+                del devices[same_path[0]]
+            if len(same_path) > 1:
+                devices[same_path[1] - 1] = device
+            else:
+                devices.append(device)
+        if device["type"] in ("b", "c"):
+            rule = {"allow": True, "type": device["type"], "major": device["major"],
+                    "minor": device["minor"], "access": node.get("permissions") or "rwm"}
+            if rule not in rules:
+                rules.append(rule)
+
+
+def _apply_netdevs(linux: dict, plan: Plan) -> None:
+    if not plan.netdevs:
+        return
+    net = _child(linux, "netDevices", dict, "linux.netDevices")
+    for host, cfg in plan.netdevs.items():
+        net[host] = cfg.to_oci()
+
+    def settings(netdevs: dict) -> list:
+        out = []
+        for host, entry in net.items():
+            cfg = netdevs.get(host)
+            if cfg is None:  # an entry that was there before: only its name matters here
+                name = entry.get("name") if isinstance(entry, dict) else None
+                cfg = netconf.NetdevConfig(host=host, name=name if isinstance(name, str) and name else None)
+            out.append(cfg)
+        return out
+
+    netconf.check_unique_names(settings(plan.file_netdevs))  # from files: exit 3
+    try:
+        netconf.check_unique_names(settings(plan.netdevs))
+    except InvalidInput as e:  # only the command line made them clash
+        raise UsageError(f"--netdev: {e}") from None
+
+
+def go_clean(path: str) -> str:
+    """Go's path.Clean (Python's normpath keeps a leading '//', Go does not)."""
+    if path == "":
+        return "."
+    rooted = path.startswith("/")
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            elif not rooted:
+                parts.append("..")
+            continue
+        parts.append(part)
+    cleaned = "/".join(parts)
+    return ("/" + cleaned) if rooted else (cleaned or ".")
+
+
+def _apply_mounts(doc: dict, cdi_mounts: list[dict]) -> None:
+    if not cdi_mounts:
+        return
+    mounts = _child(doc, "mounts", list, "mounts")
+    for i, existing in enumerate(mounts):
+        if not isinstance(existing, dict) or not isinstance(existing.get("destination", ""), str):
+            raise InvalidInput(f"config.json: mounts[{i}]: expected an object with a string destination")
+    for cdi in cdi_mounts:
+        mount = {"destination": cdi["containerPath"]}
+        if cdi.get("type"):
+            mount["type"] = cdi["type"]
+        mount["source"] = cdi["hostPath"]
+        if cdi.get("options"):
+            mount["options"] = cdi["options"]
+        if mount in mounts:
+            continue
+        for i, existing in enumerate(mounts):
+            if existing.get("destination") == mount["destination"]:
+                del mounts[i]
+                break
+        mounts.append(mount)
+    # sort.Stable by path depth; list.sort is stable too.
+    mounts.sort(key=lambda m: go_clean(m.get("destination", "")).count("/"))
+
+
+def _apply_hooks(doc: dict, cdi_hooks: list[dict]) -> None:
+    if not cdi_hooks:
+        return
+    hooks = _child(doc, "hooks", dict, "hooks")
+    for cdi in cdi_hooks:
+        name = cdi["hookName"]
+        hook = {"path": cdi["path"]}
+        for key in ("args", "env"):
+            if cdi.get(key):
+                hook[key] = cdi[key]
+        if "timeout" in cdi:
+            hook["timeout"] = cdi["timeout"]
+        entries = _child(hooks, name, list, f"hooks.{name}")
+        if hook not in entries:
+            entries.append(hook)
+
+
+def _apply_gids(doc: dict, gids: list[int]) -> None:
+    gids = [g for g in gids if g != 0]
+    if not gids:
+        return
+    user = _child(_child(doc, "process", dict, "process"), "user", dict, "process.user")
+    existing = _child(user, "additionalGids", list, "process.user.additionalGids")
+    for gid in gids:
+        if gid not in existing:
+            existing.append(gid)
+
+
+def spec_lint(spec: dict) -> list[str]:
+    """What `plan` would refuse in a spec that the reference loader accepts: relative or
+    `..` paths, netdev names and settings the kernel would reject. Host devices are not
+    looked at."""
+    problems = []
+    spec_annotations = spec.get("annotations") or {}
+    parts = [("containerEdits", spec.get("containerEdits") or {}, spec_annotations)]
+    for i, device in enumerate(spec.get("devices") or []):
+        parts.append((f"devices[{i}].containerEdits", device.get("containerEdits") or {},
+                      spec_annotations | (device.get("annotations") or {})))
+    for where, edits, annotations in parts:
+        problems += [f"{where}.{p}" for p in path_problems(edits)]
+        try:
+            settings = netconf.from_annotations(annotations)
+            for entry in edits.get("netDevices") or []:
+                cfg = netconf.make(entry["hostInterfaceName"], entry["name"])
+                host = entry["hostInterfaceName"]
+                if host in settings:
+                    cfg.merged(settings[host])
+        except InvalidInput as e:
+            problems.append(f"{where}: {e}")
+    return problems

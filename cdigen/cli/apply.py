@@ -1,0 +1,154 @@
+"""`cdigen apply`, `cdigen validate`, `cdigen list`.
+
+`apply` runs at every container creation: only typer is imported at module level; the
+loader, jsonpatch and (for --dry-run and list only) rich are imported where they are used.
+The work is `cdigen.oci.bundle.apply_devices`; the commands only parse and render.
+"""
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from cdigen.cli import app
+from cdigen.errors import InvalidInput
+
+SpecDirOption = Annotated[Optional[list[str]], typer.Option(
+    "--spec-dir", metavar="DIR",
+    help="CDI spec directory, repeatable, later ones win (default: /etc/cdi then /var/run/cdi).")]
+
+
+@app.command()
+def apply(
+    bundle: Annotated[str, typer.Argument(help="OCI bundle directory (holds config.json).")],
+    device: Annotated[Optional[list[str]], typer.Option(
+        "--device", metavar="VENDOR/CLASS=NAME",
+        help="CDI device to inject, repeatable; added to the cdi.k8s.io/* annotations of config.json.")] = None,
+    netdev: Annotated[Optional[list[str]], typer.Option(
+        "--netdev", metavar="HOSTIF=name=..,address=..[/len],mask=..,mtu=..",
+        help="Override the settings of a host interface that a requested device carries.")] = None,
+    spec_dir: SpecDirOption = None,
+    hook_path: Annotated[Optional[str], typer.Option(
+        help="Absolute path of the cdigen executable for the createRuntime hook (default: this one).")] = None,
+    no_hook: Annotated[bool, typer.Option(
+        "--no-hook", help="Do not add the cdigen createRuntime hook for linux.netDevices.")] = False,
+    print_patch: Annotated[bool, typer.Option(
+        "--print-patch", help="Print the RFC 6902 JSON Patch on stdout (still applies it).")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show a diff of config.json and write nothing.")] = False,
+) -> None:
+    """Inject CDI devices into BUNDLE/config.json as a JSON Patch (locked, atomic)."""
+    from cdigen.oci.bundle import apply_devices
+
+    result = apply_devices(bundle, device or [], netdev or [], spec_dir, hook=not no_hook,
+                           hook_path=hook_path, dry_run=dry_run)
+    if print_patch:
+        import json
+
+        sys.stdout.write(json.dumps(result.patch, indent=2, ensure_ascii=False) + "\n")
+    if dry_run:
+        _print_diff(result)
+
+
+def _spec_dirs(spec_dirs: list[str] | None) -> list[str]:
+    from cdigen.cdi.load import DEFAULT_SPEC_DIRS
+
+    return list(spec_dirs) if spec_dirs else list(DEFAULT_SPEC_DIRS)
+
+
+def _print_diff(result) -> None:
+    import difflib
+
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False, soft_wrap=True)
+    old = result.old.decode("utf-8", "replace").splitlines()
+    new = result.new.decode("utf-8", "replace").splitlines()
+    lines = list(difflib.unified_diff(old, new, result.path, f"{result.path} (after apply)", lineterm=""))
+    if not lines:
+        console.print(f"{result.path}: no change")
+    styles = {"+++": "bold", "---": "bold", "@@": "cyan", "+": "green", "-": "red"}
+    for line in lines:
+        style = next((s for p, s in styles.items() if line.startswith(p)), "")
+        console.print(Text(line, style=style))
+
+
+# ---------------------------------------------------------------------------- validate, list
+
+
+def spec_problems(registry) -> list[tuple[str, str]]:
+    """Every problem of the loaded files, one line each: the reference loader's errors and
+    conflicts, then what `cdigen apply` would refuse (paths, netdev settings)."""
+    from cdigen.cdi.edits import spec_lint
+
+    lint = {spec.path: spec_lint(spec.data) for spec in registry.specs}
+    places = list(dict.fromkeys([*registry.errors, *registry.files]))
+    places.sort(key=lambda p: registry.files.index(p) if p in registry.files else -1)  # directories first
+    return [(where, message) for where in places
+            for message in registry.errors.get(where, []) + lint.get(where, [])]
+
+
+@app.command()
+def validate(
+    files: Annotated[Optional[list[str]], typer.Argument(
+        metavar="[FILE|DIR]...", help="Spec files or directories (default: the spec directories).")] = None,
+    spec_dir: SpecDirOption = None,
+) -> None:
+    """Check CDI spec files as container runtimes load them; report every problem."""
+    from cdigen.cdi import load
+
+    registry = load.load_paths(files) if files else load.load_registry(_spec_dirs(spec_dir))
+    problems = spec_problems(registry)
+    for where, message in problems:
+        sys.stdout.write(f"{where}: {message}\n")
+    count = len(registry.files)
+    if problems:
+        bad = len({where for where, _ in problems})
+        raise InvalidInput(f"{len(problems)} problem{'s' * (len(problems) != 1)} in {bad} of {count} "
+                           f"spec file{'s' * (count != 1)}")
+    sys.stdout.write(f"{count} spec file{'s' * (count != 1)}, {len(registry.devices)} devices: valid\n")
+
+
+@app.command("list")
+def list_devices(
+    spec_dir: SpecDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """Show the CDI devices found, per kind (broken files are reported on stderr)."""
+    from cdigen.cdi import load
+
+    registry = load.load_registry(_spec_dirs(spec_dir))
+    kinds = registry.kinds()
+    if as_json:
+        import json
+
+        out = {"kinds": {kind: [_device_row(d) for d in devices] for kind, devices in kinds.items()},
+               "errors": registry.errors}
+        sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("KIND", "DEVICE", "NETDEVS", "SPEC FILE", box=None, pad_edge=False)
+        for kind, devices in kinds.items():
+            for device in devices:
+                row = _device_row(device)
+                table.add_row(kind, row["name"], " ".join(f"{h}>{n}" for h, n in row["netDevices"].items()),
+                              row["spec"])
+        console = Console(highlight=False)
+        if kinds:
+            console.print(table)
+        else:
+            console.print("no CDI devices found")
+        for where, messages in registry.errors.items():
+            for message in messages:
+                sys.stderr.write(f"cdigen: warning: {where}: {message}\n")
+
+
+def _device_row(device) -> dict:
+    spec_edits = device.spec.data.get("containerEdits") or {}
+    edits = device.data.get("containerEdits") or {}
+    nets = {n["hostInterfaceName"]: n["name"] for n in (spec_edits.get("netDevices") or []) + (edits.get("netDevices") or [])}
+    return {"name": device.name, "qualifiedName": device.qualified_name, "spec": device.spec.path,
+            "netDevices": nets}

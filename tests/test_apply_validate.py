@@ -1,0 +1,168 @@
+"""`cdigen validate`, `cdigen list`, and our outputs checked against the JSON Schemas in specs/."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cdigen import netconf
+from cdigen.cdi import load
+from cdigen.cdi.spec import SpecError
+from tests.apply_fixtures import HOOK_PATH, gpu_spec, make_bundle, to_yaml, write_spec
+from tests.conftest import run_cdigen
+from tests.test_apply import FPGA_SPEC
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def validator(name: str) -> jsonschema.Draft7Validator:
+    schema = json.loads((SPECS / name).read_text())
+    return jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+
+
+CDI = validator("cdi-1.1.0.strict.schema.json")
+NETDEVICES = validator("oci-netdevices.schema.json")
+
+
+# ---------------------------------------------------------------------------- validate
+
+
+def test_validate_reports_every_problem_with_file_and_field(tmp_path):
+    d = tmp_path / "cdi"
+    write_spec(d, "a-good.yaml", gpu_spec(2))
+    write_spec(d, "b-unknown.yaml", to_yaml(gpu_spec(1, kind="b.com/gpu")).replace("  containerEdits:", "  containerEdit:", 1))
+    write_spec(d, "c-version.json", gpu_spec(1, kind="c.com/gpu") | {"cdiVersion": "1.0.0"})
+    spec = gpu_spec(1, kind="d.com/gpu")
+    spec["devices"][0]["containerEdits"]["mounts"] = [{"hostPath": "lib", "containerPath": "/usr/lib/x"}]
+    write_spec(d, "d-relative.yaml", spec)
+    write_spec(d, "e-conflict.yaml", gpu_spec(1, kind="cdigen.io/gpu"))
+    write_spec(d, "f-billion.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi")))
+    proc = run_cdigen("validate", "--spec-dir", d)
+    assert proc.returncode == 3
+    conflict = f"conflicting device 'cdigen.io/gpu=gpu0' (specs '{d}/a-good.yaml', '{d}/e-conflict.yaml')"
+    assert proc.stdout.splitlines() == [
+        f"{d}/a-good.yaml: {conflict}",
+        f"{d}/b-unknown.yaml: devices[0].containerEdit: unknown field",
+        f"{d}/c-version.json: cdiVersion: the spec version must be at least v1.1.0 (is 1.0.0)",
+        f"{d}/d-relative.yaml: devices[0].containerEdits.mounts[0].hostPath: relative path 'lib'",
+        f"{d}/e-conflict.yaml: {conflict}",
+        f"{d}/f-billion.yaml: invalid YAML: aliases expand the document to more than {load.MAX_YAML_NODES} nodes",
+    ]
+    assert proc.stderr == "cdigen: error: 6 problems in 6 of 6 spec files\n"
+
+
+def test_validate_files_named_on_the_command_line(tmp_path):
+    good = write_spec(tmp_path, "good.json", FPGA_SPEC)
+    proc = run_cdigen("validate", good, check=0)
+    assert proc.stdout == "1 spec file, 2 devices: valid\n" and proc.stderr == ""
+    bad = write_spec(tmp_path, "bad.yaml", "cdiVersion: 1.1.0\nkind: a.com/b\ndevices: []\n")
+    proc = run_cdigen("validate", good, bad, tmp_path / "gone.yaml", check=3)
+    assert proc.stdout.splitlines() == [f"{bad}: invalid spec, no devices",
+                                        f"{tmp_path}/gone.yaml: cannot read: No such file or directory"]
+
+
+def test_validate_an_empty_directory_is_valid(tmp_path):
+    assert run_cdigen("validate", "--spec-dir", tmp_path, check=0).stdout == "0 spec files, 0 devices: valid\n"
+
+
+# ---------------------------------------------------------------------------- list
+
+
+@pytest.fixture
+def listed(tmp_path):
+    d = tmp_path / "cdi"
+    write_spec(d, "gpu.yaml", gpu_spec(2))
+    write_spec(d, "fpga.json", FPGA_SPEC)
+    write_spec(d, "broken.yaml", "kind: [")
+    return d
+
+
+def test_list_table(listed):
+    proc = run_cdigen("list", "--spec-dir", listed, check=0)
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    assert rows == [["KIND", "DEVICE", "NETDEVS", "SPEC", "FILE"],
+                    ["cdigen.io/gpu", "gpu0", "ens0f0np0>net0", f"{listed}/gpu.yaml"],
+                    ["cdigen.io/gpu", "gpu1", "ens1f0np0>net1", f"{listed}/gpu.yaml"],
+                    ["example.com/fpga", "f0", f"{listed}/fpga.json"],
+                    ["example.com/fpga", "f1", f"{listed}/fpga.json"]]
+    assert proc.stderr.startswith(f"cdigen: warning: {listed}/broken.yaml: invalid YAML")
+
+
+def test_list_json(listed):
+    out = json.loads(run_cdigen("list", "--spec-dir", listed, "--json", check=0).stdout)
+    assert list(out["kinds"]) == ["cdigen.io/gpu", "example.com/fpga"]
+    assert out["kinds"]["cdigen.io/gpu"][1] == {"name": "gpu1", "qualifiedName": "cdigen.io/gpu=gpu1",
+                                                "spec": f"{listed}/gpu.yaml", "netDevices": {"ens1f0np0": "net1"}}
+    assert list(out["errors"]) == [f"{listed}/broken.yaml"]
+
+
+# ---------------------------------------------------------------------------- schemas
+
+
+def test_strict_cdi_schema_accepts_our_specs_and_refuses_unknown_fields():
+    for spec in (gpu_spec(3, nics_per_gpu=2), FPGA_SPEC):
+        assert list(CDI.iter_errors(spec)) == []
+    bad = gpu_spec(1)
+    bad["devices"][0]["containerEdits"]["netDevices"][0]["mtu"] = 9000  # belongs in annotations
+    assert [e.message for e in CDI.iter_errors(bad)] == ["Additional properties are not allowed ('mtu' was unexpected)"]
+
+
+def test_scan_output_passes_the_strict_schema_and_our_loader(tmp_path):
+    proc = run_cdigen("scan", "--example", "hgx-h100-roce", "--hook-path", HOOK_PATH, "--format", "json", check=0)
+    spec = json.loads(proc.stdout)
+    assert list(CDI.iter_errors(spec)) == []
+    path = write_spec(tmp_path, "scan.json", proc.stdout)
+    assert load.read_spec_file(str(path)).data == spec
+
+
+def test_patched_net_devices_pass_the_netdevices_schema(tmp_path):
+    d = tmp_path / "cdi"
+    write_spec(d, "gpu.yaml", gpu_spec(2, nics_per_gpu=2, settings={
+        "ens0f0np0": "name=net0,address=192.0.2.10/24,mtu=9000", "ens0f1np1": "name=eth%d"}))
+    bundle = make_bundle(tmp_path)
+    run_cdigen("apply", bundle, "--spec-dir", d, "--hook-path", HOOK_PATH, "--device", "cdigen.io/gpu=gpu0",
+               "--device", "cdigen.io/gpu=gpu1", "--netdev", "ens1f0np0=address=2001:db8::5/64,mtu=1500", check=0)
+    net = json.loads((bundle / "config.json").read_text())["linux"]["netDevices"]
+    assert len(net) == 4
+    assert list(NETDEVICES.iter_errors(net)) == []
+    for bad in ({"eth0": {"name": "net0", "mtu": 67}}, {"eth0": {"name": "a/b"}}, {"eth0": {"address": "10.0.0.1"}},
+                {"eth0": {"name": "n", "address": "10.0.0.1", "mask": "255.0.255.0"}}, {"a:b": {"name": "n"}},
+                {"eth0": {"name": "n", "gateway": "10.0.0.1"}}):
+        assert list(NETDEVICES.iter_errors(bad)) != [], bad
+
+
+@settings(max_examples=200, deadline=None)
+@given(host=st.text(min_size=1, max_size=16), name=st.one_of(st.none(), st.text(max_size=16)),
+       address=st.one_of(st.none(), st.ip_addresses().map(str)), prefix=st.integers(0, 128),
+       mtu=st.one_of(st.none(), st.integers(0, 70000)))
+def test_every_netdev_setting_cdigen_accepts_passes_the_schema(host, name, address, prefix, mtu):
+    """netconf (what apply writes) never produces an entry the schema refuses."""
+    try:
+        cfg = netconf.make(host, name, f"{address}/{prefix}" if address else None, None, mtu)
+    except netconf.NetConfError:
+        return
+    assert list(NETDEVICES.iter_errors({cfg.host: cfg.to_oci()})) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([gpu_spec(1), FPGA_SPEC]), st.data())
+def test_schema_and_loader_agree_on_unknown_fields(spec, data):
+    """Add an unknown key somewhere: both the strict schema and check_spec refuse it."""
+    doc = json.loads(json.dumps(spec))
+    stack, found = [doc], []
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            found.append(item)
+            stack.extend(v for k, v in item.items() if k != "annotations")
+        elif isinstance(item, list):
+            stack.extend(item)
+    target = data.draw(st.sampled_from(found))
+    target[data.draw(st.sampled_from(["extra", "Mtu", "address", "x-y"]))] = "1"
+    assert list(CDI.iter_errors(doc)) != []
+    with pytest.raises(SpecError, match="unknown field"):
+        load.check_document(json.dumps(doc).encode())
