@@ -23,7 +23,7 @@ def apply(
     bundle: Annotated[str, typer.Argument(help="OCI bundle directory (holds config.json).")],
     device: Annotated[Optional[list[str]], typer.Option(
         "--device", metavar="VENDOR/CLASS=NAME",
-        help="CDI device to inject, repeatable; added to the cdi.k8s.io/* annotations of config.json.")] = None,
+        help="CDI device to inject, repeatable. Devices named in the cdi.k8s.io/* annotations of config.json are injected too, first.")] = None,
     netdev: Annotated[Optional[list[str]], typer.Option(
         "--netdev", metavar="HOSTIF=name=..,address=..[/len],mask=..,mtu=..",
         help="Override the settings of a host interface that a requested device carries.")] = None,
