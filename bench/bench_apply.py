@@ -61,16 +61,9 @@ def spec(kind: str, count: int = 10) -> dict:
 
 
 def to_yaml(doc: dict) -> str:
-    import io
+    from cdigen.cdi.build import render_yaml  # the renderer `cdigen scan` uses
 
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue()
+    return render_yaml(doc)
 
 
 def write_specs(directory: str, fmt: str, others: int) -> None:

@@ -1,7 +1,6 @@
 """Shared fixtures of the apply tests: a config.json as `runc spec` (Debian runc 1.1.5) writes
 it, and CDI specs shaped like `cdigen scan` output, built from compact descriptions."""
 
-import io
 import json
 from pathlib import Path
 
@@ -249,7 +248,10 @@ def gpu_spec(count: int = 2, kind: str = "cdigen.io/gpu", nics_per_gpu: int = 1,
     }
 
 
-def to_yaml(doc: dict) -> str:
+def to_yaml(doc) -> str:
+    """Any document as YAML (including nulls and odd types, which `cdigen scan` never writes)."""
+    import io
+
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="safe", pure=True)

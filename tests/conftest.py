@@ -1,8 +1,10 @@
 """Shared test helpers: snapshot location and running the real `cdigen` process."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,25 @@ def read_only_dir(tmp_path):
     yield make
     for path in mounted:
         subprocess.run(["umount", str(path)], capture_output=True)
+
+
+def fast_tmpdir() -> str:
+    """A fresh directory for a fake sysfs tree: ~1000 small files build in 20 ms in /dev/shm
+    instead of 0.5 s on this machine's disk."""
+    return tempfile.mkdtemp(prefix="cdigen-test-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
+
+
+@pytest.fixture
+def tree():
+    """build(description) -> root of a fake sysfs/procfs tree, removed after the test."""
+    from cdigen.examples import fakesys
+
+    made = []
+
+    def build(desc: str) -> str:
+        made.append(fakesys.build(desc, fast_tmpdir()))
+        return made[-1]
+
+    yield build
+    for root in made:
+        shutil.rmtree(root)

@@ -2,15 +2,13 @@
 
 import json
 import os
-import shutil
 import stat
-import tempfile
 
 import pytest
 from ruamel.yaml import YAML
 
 from cdigen.cdi.spec import check_spec
-from cdigen.examples import EXAMPLES, fakesys
+from cdigen.examples import EXAMPLES
 from tests.conftest import run_cdigen
 
 HOOK = ("--hook-path", "/usr/bin/cdigen")
@@ -23,21 +21,8 @@ def load_yaml(text: str, version=(1, 2)):
     return yaml.load(text)
 
 
-def _tmp() -> str:
-    return tempfile.mkdtemp(prefix="cdigen-test-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
 
 
-@pytest.fixture
-def tree():
-    made = []
-
-    def build(desc: str) -> str:
-        made.append(fakesys.build(desc, _tmp()))
-        return made[-1]
-
-    yield build
-    for root in made:
-        shutil.rmtree(root)
 
 
 def scan(*args, check=0, **kw):
