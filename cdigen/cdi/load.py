@@ -190,7 +190,8 @@ def may_define(data: bytes, kinds: set[str]) -> bool:
     as its literal bytes: every way YAML or JSON has to spell characters differently is an
     escape, which needs a backslash (double-quoted `\\x2f`, `\\u002f`, `\\/`, line
     continuations); single quotes only escape `'`; folding a scalar over lines inserts a space
-    or a newline, which no kind contains; tags, anchors and aliases do not change text; and a
+    or a newline, which no kind contains; tags, anchors and aliases do not change text (the one
+    tag that does, `!!binary`, is an error for cdigen's loader anyway); and a
     kind contains a `/`, so no YAML/Go number, boolean or null can turn into it. The file is
     valid UTF-8 for us or it is an error anyway, so its bytes are the bytes of the text.
     So a file that holds neither the kind's bytes nor any backslash cannot define it."""
