@@ -69,21 +69,9 @@ def parse_args(argv: list[str]) -> list[NetdevConfig] | None:
 
 
 def load_config(bundle: str) -> dict:
-    import json
+    from cdigen.oci.bundle import read_config  # the same checks as `cdigen apply`
 
-    path = os.path.join(bundle, "config.json")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise InvalidInput(f"cannot read {path}: {e.strerror}") from None
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError) as e:
-        raise InvalidInput(f"{path}: invalid JSON: {str(e)[:200]}") from None
-    if not isinstance(doc, dict):
-        raise InvalidInput(f"{path}: expected a JSON object")
-    return doc
+    return read_config(os.path.join(bundle, "config.json"))[1]
 
 
 def _linux(config: dict) -> dict:

@@ -246,7 +246,7 @@ def test_process_invalid_config_exit_3(tmp_path):
 def test_process_missing_bundle_exit_3(tmp_path):
     state = json.dumps({"ociVersion": "1.0.2", "id": "c", "status": "creating", "bundle": str(tmp_path / "nope")})
     proc = run_cdigen("hook", input=state, check=3)
-    assert "cannot read" in proc.stderr and "config.json: No such file or directory" in proc.stderr
+    assert proc.stderr.strip().endswith("nope/config.json: cannot read: No such file or directory")
 
 
 def test_hook_path_does_not_import_typer_rich_or_pyroute2(tmp_path):

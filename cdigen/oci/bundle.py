@@ -76,16 +76,6 @@ def serialise(doc: dict, like: bytes = b"") -> bytes:
     return (json.dumps(doc, indent=indent_of(like), ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def lock(bundle: str):
-    """Exclusive lock on the bundle directory (context manager)."""
-    return locked_dir(bundle)
-
-
-def write_config(path: str, data: bytes) -> None:
-    """Atomically replace config.json, keeping its mode (CdigenError, exit 1, on failure)."""
-    atomic_write(path, data)
-
-
 # ---------------------------------------------------------------------------- apply
 
 
@@ -126,7 +116,7 @@ def apply_devices(bundle: str, devices: list[str] = (), netdevs: list[str] = (),
     if hook_path is not None:
         check_hook_path(hook_path)
     path = config_path(bundle)
-    with lock(bundle):
+    with locked_dir(bundle):
         from cdigen.cdi import edits
 
         raw, doc = read_config(path)
@@ -154,6 +144,6 @@ def apply_devices(bundle: str, devices: list[str] = (), netdevs: list[str] = (),
                 raise CdigenError("internal error: the JSON patch does not reproduce the edits; nothing written")
             result.new = serialise(patched, like=raw)
             if not dry_run:
-                write_config(path, result.new)
+                atomic_write(path, result.new)  # keeps the mode; exit 1 on failure
                 result.written = True
     return result
