@@ -8,7 +8,7 @@ compared with `python -I -S -c pass` measured in the same invocation. Also measu
 - "typer floor": `cdigen apply /nonexistent` (start-up, typer parses, error): what the CLI
   costs before apply does anything;
 - "apply_devices only": the same apply without the CLI (`python -c` calling
-  cdigen.oci.bundle.apply_devices), i.e. what a typer-free dispatch (like `hook`'s) would cost.
+  cdigen.apply.apply_devices), i.e. what a typer-free dispatch (like `hook`'s) would cost.
 
 The 99 other files define other kinds (vendorN.example/gpu), as on a host with several
 vendors' specs: `apply` does not parse them (the kind pre-filter of cdigen.cdi.load).
@@ -61,9 +61,9 @@ def spec(kind: str, count: int = 10) -> dict:
 
 
 def to_yaml(doc: dict) -> str:
-    from cdigen.cdi.build import render_yaml  # the renderer `cdigen scan` uses
+    from cdigen.cdi.goyaml import render  # the renderer `cdigen scan` uses
 
-    return render_yaml(doc)
+    return render(doc)
 
 
 def write_specs(directory: str, fmt: str, others: int) -> None:
@@ -122,7 +122,7 @@ def main() -> None:
                                   [PYTHON, "-m", "cdigen", "apply", bundle, "--spec-dir", d, "--hook-path", HOOK_PATH,
                                    *devices]))
         d1 = os.path.join(tmp, "yaml-1")
-        call = (f"from cdigen.oci.bundle import apply_devices; apply_devices({bundle!r}, "
+        call = (f"from cdigen.apply import apply_devices; apply_devices({bundle!r}, "
                 f"[{KIND + '=gpu3'!r}, {KIND + '=gpu7'!r}], spec_dirs=[{d1!r}], hook_path={HOOK_PATH!r})")
         scenarios.append(("apply_devices only (no CLI), yaml, 1 spec file", [PYTHON, "-c", call]))
         scenarios.append(("typer floor: cdigen apply /nonexistent", [PYTHON, "-m", "cdigen", "apply", "/nonexistent"]))

@@ -20,14 +20,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv[:1] == ["hook"]:
-            from cdigen.hook import main as hook_main
+            from cdigen.cli.hook import main as hook_main
 
             return hook_main(argv[1:])
-        from cdigen.cli import run_app
+        from cdigen.cli.app import run_app
 
         return run_app(argv)
     except CdigenError as e:
-        return _fail(str(e), e.exit_code)
+        from cdigen.cli import error_line
+
+        return _fail(error_line(e), e.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as e:  # never a traceback on the user's terminal

@@ -1,4 +1,5 @@
-"""Exit codes and the one exception type the CLI turns into a one-line error.
+"""Exit codes and the domain errors. Every module below the CLI raises these; the CLI turns
+them into one line on stderr and the exit code they carry.
 
 Documented in README.md ("Exit codes"); keep the two in step.
 """
@@ -21,7 +22,21 @@ class CdigenError(Exception):
             self.exit_code = exit_code
 
 
+class BadArgument(CdigenError):
+    """A value the caller passed (not the content of a file) is wrong. `argument` names it in
+    the library's terms ("hook_path", "netdev", "device"...); the CLI puts the option's name in
+    front of the message, so no library message spells a command-line option."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, argument: str, message: str):
+        super().__init__(message)
+        self.argument = argument
+
+
 class UsageError(CdigenError):
+    """A command-line mistake, raised by cdigen/cli/ only."""
+
     exit_code = EXIT_USAGE
 
 

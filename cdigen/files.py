@@ -1,13 +1,46 @@
-"""Atomic file replacement: write a temp file in the same directory, fsync, rename.
+"""Reading and replacing cdigen's input and output files.
 
-A reader never sees a half-written spec or config.json, and a failure leaves the old file
-byte-identical. The only module that writes output files.
+Reading: regular files only, opened non-blocking (a FIFO or device standing in for a file
+never blocks a container start) and bounded in size. Writing: a temp file in the same
+directory, fsync, rename, so a reader never sees a half-written spec or config.json and a
+failure leaves the old file byte-identical. The only module that writes output files.
 """
 
 import contextlib
 import os
 
-from cdigen.errors import CdigenError
+from cdigen.errors import CdigenError, InvalidInput
+
+
+class UnreadableFile(InvalidInput):
+    """A file that cannot be read as a bounded regular file; the message does not name it."""
+
+
+def read_regular(path: str, limit: int) -> bytes:
+    """The bytes of the regular file `path`, at most `limit` of them (UnreadableFile beyond)."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as e:
+        raise UnreadableFile(f"cannot read: {e.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnreadableFile("not a regular file")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise UnreadableFile(f"cannot read: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise UnreadableFile(f"larger than {limit} bytes")
+    return b"".join(chunks)
 
 
 def atomic_write(path: str, data: bytes, mode: int | None = None) -> None:

@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 
-from cdigen.errors import UsageError
+from cdigen.errors import BadArgument
 
 HOOK_NAME = "createRuntime"  # runs in the runtime's namespaces, after the container netns exists
 
@@ -22,12 +22,12 @@ def default_hook_path() -> str:
     found = shutil.which("cdigen")
     if found:
         return os.path.abspath(found)
-    raise UsageError("cannot find the cdigen executable; pass --hook-path")
+    raise BadArgument("hook_path", "not given, and no cdigen executable beside this interpreter or on PATH")
 
 
 def check_hook_path(path: str) -> str:
     if not os.path.isabs(path):
-        raise UsageError(f"--hook-path must be absolute (OCI requires it): {path!r}")
+        raise BadArgument("hook_path", f"must be absolute (OCI requires it): {path!r}")
     return path
 
 

@@ -3,8 +3,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdigen.topology.affinity import Link, assign, classify
-from cdigen.topology.model import PciFunction
+from cdigen.scan.affinity import Affinity, assign, classify
+from cdigen.scan.model import PciFunction
 
 
 def fn(bdf: str, *bridges: str, root: str = "pci0000:10", numa: int = 0) -> PciFunction:
@@ -18,52 +18,52 @@ NIC = fn("0000:14:00.0", RP, USP, DSP1)
 
 
 def test_self_is_x():
-    assert classify(GPU, GPU) == Link.X
+    assert classify(GPU, GPU) == Affinity.X
 
 
 def test_same_switch_is_pix():
-    assert classify(GPU, NIC) == classify(NIC, GPU) == Link.PIX
+    assert classify(GPU, NIC) == classify(NIC, GPU) == Affinity.PIX
 
 
 def test_cascaded_switches_are_pxb():
     # GPU below a second-level switch hanging off DSP0 of the first switch.
     deep = fn("0000:16:00.0", RP, USP, DSP0, "0000:14:00.0", "0000:15:00.0")
-    assert classify(deep, NIC) == Link.PXB
+    assert classify(deep, NIC) == Affinity.PXB
     # Two sibling second-level switches under one top switch.
     other = fn("0000:19:00.0", RP, USP, DSP1, "0000:17:00.0", "0000:18:00.0")
-    assert classify(deep, other) == Link.PXB
+    assert classify(deep, other) == Affinity.PXB
 
 
 def test_different_root_ports_of_one_host_bridge_are_phb():
     storage = fn("0000:17:00.0", "0000:10:02.0")
-    assert classify(GPU, storage) == Link.PHB
+    assert classify(GPU, storage) == Affinity.PHB
     # Directly on the root bus, no root port at all (integrated devices).
     integrated = fn("0000:10:03.0")
-    assert classify(GPU, integrated) == Link.PHB
+    assert classify(GPU, integrated) == Affinity.PHB
 
 
 def test_other_host_bridge_same_numa_is_node():
     far = fn("0000:34:00.0", "0000:30:01.0", "0000:31:00.0", "0000:32:01.0", root="pci0000:30", numa=0)
-    assert classify(GPU, far) == Link.NODE
+    assert classify(GPU, far) == Affinity.NODE
 
 
 def test_other_numa_node_is_sys():
     far = fn("0000:94:00.0", "0000:90:01.0", root="pci0000:90", numa=1)
-    assert classify(GPU, far) == Link.SYS
+    assert classify(GPU, far) == Affinity.SYS
 
 
 def test_unknown_numa_node():
     a = fn("0001:00:00.0", root="pci0001:00", numa=-1)
     b = fn("0002:00:00.0", root="pci0002:00", numa=-1)
-    assert classify(a, b) == Link.SYS  # several nodes: unknown is never "the same"
-    assert classify(a, b, single_numa_node=True) == Link.NODE
+    assert classify(a, b) == Affinity.SYS  # several nodes: unknown is never "the same"
+    assert classify(a, b, single_numa_node=True) == Affinity.NODE
 
 
 def test_pix_only_at_the_same_deepest_switch():
     # A NIC on the top switch and a GPU one level down: two switches -> PXB, not PIX.
     top_nic = fn("0000:14:00.0", RP, USP, DSP1)
     deep_gpu = fn("0000:16:00.0", RP, USP, DSP0, "0000:14:00.0", "0000:15:00.0")
-    assert classify(top_nic, deep_gpu) == Link.PXB
+    assert classify(top_nic, deep_gpu) == Affinity.PXB
 
 
 # ---------------------------------------------------------------------------- assignment
@@ -108,8 +108,8 @@ def test_nics_on_another_numa_node_only_with_sys():
     (g0,) = switch(0x10, "g0", numa=0)
     (n0,) = switch(0x90, "n0", numa=1)
     assert assign([g0], [n0]) == {g0.bdf: []}
-    assert assign([g0], [n0], Link.NODE) == {g0.bdf: []}
-    assert assign([g0], [n0], Link.SYS) == {g0.bdf: [n0.bdf]}
+    assert assign([g0], [n0], Affinity.NODE) == {g0.bdf: []}
+    assert assign([g0], [n0], Affinity.SYS) == {g0.bdf: [n0.bdf]}
 
 
 def test_limit_pix_excludes_pxb_and_phb_needs_widening():
@@ -117,15 +117,15 @@ def test_limit_pix_excludes_pxb_and_phb_needs_widening():
     g0 = fn("0000:13:00.0", rp, usp, "0000:12:00.0")
     deep = fn("0000:16:00.0", rp, usp, "0000:12:01.0", "0000:14:00.0", "0000:15:00.0")
     storage = fn("0000:17:00.0", "0000:10:02.0")
-    assert assign([g0], [deep, storage], Link.PIX) == {g0.bdf: []}
+    assert assign([g0], [deep, storage], Affinity.PIX) == {g0.bdf: []}
     assert assign([g0], [deep, storage]) == {g0.bdf: [deep.bdf]}
-    assert assign([g0], [deep, storage], Link.PHB) == {g0.bdf: [deep.bdf, storage.bdf]}
+    assert assign([g0], [deep, storage], Affinity.PHB) == {g0.bdf: [deep.bdf, storage.bdf]}
 
 
 def test_nearest_first_within_a_round():
     # g0's nearest NIC is n1 (PIX), n0 is only PHB: g0 takes n1 even though n0 comes first.
     (g0, n1), (n0,) = switch(0x10, "g0", "n1"), [fn("0000:1a:00.0", "0000:10:02.0")]
-    assert assign([g0], [n0, n1], Link.PHB)[g0.bdf] == [n1.bdf, n0.bdf]
+    assert assign([g0], [n0, n1], Affinity.PHB)[g0.bdf] == [n1.bdf, n0.bdf]
 
 
 @st.composite
@@ -138,7 +138,7 @@ def trees(draw):
         funcs.append(PciFunction(bdf=f"0000:f{i:x}:00.0", root=root, chain=(*bridges, f"0000:f{i:x}:00.0"),
                                  numa_node=draw(st.sampled_from([-1, 0, 1]))))
     split = draw(st.integers(1, len(funcs) - 1))
-    return funcs[:split], funcs[split:], draw(st.sampled_from(list(Link)[1:]))
+    return funcs[:split], funcs[split:], draw(st.sampled_from(list(Affinity)[1:]))
 
 
 @settings(max_examples=200, deadline=None)

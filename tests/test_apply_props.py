@@ -10,8 +10,9 @@ import tempfile
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from cdigen import netdev
 from cdigen.errors import CdigenError
-from cdigen.oci.bundle import apply_devices
+from cdigen.apply import apply_devices
 from tests.apply_fixtures import HOOK_PATH, base_config, gpu_spec, to_yaml
 
 KINDS = ["cdigen.io/gpu", "example.com/fpga"]
@@ -52,7 +53,8 @@ def mutate(doc, data, depth=0):
        request=st.lists(st.sampled_from(["cdigen.io/gpu=gpu0", "cdigen.io/gpu=gpu1"] * 3 + ["cdigen.io/gpu=gpu9"]),
                         min_size=1, max_size=3),
        netdevs=st.lists(st.sampled_from(["ens0f0np0=mtu=9000", "ens1f0np0=name=net0", "ens0f0np0=address=2001:db8::1/64",
-                                         "eth5=mtu=1500", "ens1f0np0=address=10.0.0.2/8,mtu=68"]), max_size=2))
+                                         "eth5=mtu=1500", "ens1f0np0=address=10.0.0.2/8,mtu=68"]), max_size=2,
+                                     unique_by=lambda a: a.partition("=")[0]))
 def test_no_input_yields_a_traceback(data, fmt, mutate_spec, mutate_config, request, netdevs):
     spec = gpu_spec(2, settings={"ens0f0np0": "name=net0,address=192.0.2.1/24,mtu=9000"})
     config = base_config()
@@ -71,7 +73,8 @@ def test_no_input_yields_a_traceback(data, fmt, mutate_spec, mutate_config, requ
         with open(f"{tmp}/bundle/config.json", "wb") as f:
             f.write(raw)
         try:
-            result = apply_devices(f"{tmp}/bundle", request, netdevs, [f"{tmp}/cdi"], hook_path=HOOK_PATH)
+            result = apply_devices(f"{tmp}/bundle", request, [netdev.parse_arg(a) for a in netdevs], [f"{tmp}/cdi"],
+                                   hook_path=HOOK_PATH)
         except CdigenError as e:
             event(f"exit {e.exit_code}")
             assert "\n" not in str(e)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdigen import netconf
+from cdigen import netdev
 from cdigen.cdi import load
 from cdigen.cdi.spec import SpecError
 from tests.apply_fixtures import HOOK_PATH, gpu_spec, make_bundle, to_yaml, write_spec
@@ -142,8 +142,8 @@ def test_patched_net_devices_pass_the_netdevices_schema(tmp_path):
 def test_every_netdev_setting_cdigen_accepts_passes_the_schema(host, name, address, prefix, mtu):
     """netconf (what apply writes) never produces an entry the schema refuses."""
     try:
-        cfg = netconf.make(host, name, f"{address}/{prefix}" if address else None, None, mtu)
-    except netconf.NetConfError:
+        cfg = netdev.make(host, name, f"{address}/{prefix}" if address else None, None, mtu)
+    except netdev.NetdevError:
         return
     assert list(NETDEVICES.iter_errors({cfg.host: cfg.to_oci()})) == []
 

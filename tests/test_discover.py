@@ -6,9 +6,9 @@ import shutil
 import pytest
 
 from cdigen.examples import EXAMPLES, fakesys
-from cdigen.topology.affinity import Link, classify
-from cdigen.topology.discover import discover
-from cdigen.topology.model import CharDev
+from cdigen.scan.affinity import Affinity, classify
+from cdigen.scan.sysfs import discover
+from cdigen.scan.model import CharDev
 from tests.conftest import fast_tmpdir
 
 
@@ -64,10 +64,10 @@ def test_hgx_classes_match_the_reference(trees):
     assert [classify(gpu0, pci[b]).name for b in ("0000:14:00.0", "0000:16:00.0", "0000:34:00.0",
                                                    "0000:36:00.0", "0000:94:00.0", "0000:b6:00.0")] == \
         ["PIX", "PIX", "NODE", "NODE", "SYS", "SYS"]
-    assert classify(gpu0, pci["0000:15:00.0"]) == Link.PIX
-    assert classify(gpu0, pci["0000:33:00.0"]) == Link.NODE
-    assert classify(gpu0, pci["0000:93:00.0"]) == Link.SYS
-    assert classify(gpu0, pci["0000:17:00.0"]) == Link.PHB  # storage NIC, own root port
+    assert classify(gpu0, pci["0000:15:00.0"]) == Affinity.PIX
+    assert classify(gpu0, pci["0000:33:00.0"]) == Affinity.NODE
+    assert classify(gpu0, pci["0000:93:00.0"]) == Affinity.SYS
+    assert classify(gpu0, pci["0000:17:00.0"]) == Affinity.PHB  # storage NIC, own root port
     assert pci["0000:13:00.0"].chain == ("0000:10:01.0", "0000:11:00.0", "0000:12:00.0", "0000:13:00.0")
     assert pci["0000:13:00.0"].root == "pci0000:10"
 
@@ -111,7 +111,7 @@ def test_cloud_vm_every_device_on_its_own_domain(trees):
     roots = [topo.pci[g.bdf].root for g in topo.gpus] + [topo.pci[n.bdf].root for n in topo.nics]
     assert len(roots) == len(set(roots)) == 9
     links = {classify(topo.pci[g.bdf], topo.pci[n.bdf]) for g in topo.gpus for n in topo.nics}
-    assert links == {Link.NODE, Link.SYS}
+    assert links == {Affinity.NODE, Affinity.SYS}
 
 
 def test_gpu_without_driver_is_reported(trees):

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdigen import netconf
+from cdigen import netdev
 from cdigen.cdi import edits
 from cdigen.cdi.load import Device, Spec
 from cdigen.cdi.spec import check_spec
-from cdigen.errors import CdigenError, InvalidInput, UsageError
+from cdigen.errors import BadArgument, CdigenError, InvalidInput
 from tests.apply_fixtures import HOOK_PATH, base_config, gpu_spec
 
 EMPTY = {"linux": {}}
@@ -35,7 +35,7 @@ def devices_of(spec: Spec, *indexes: int) -> list[Device]:
 
 
 def inject(config: dict, devices: list[Device], overrides=(), hook_path=None) -> dict:
-    return edits.apply_plan(config, edits.plan(devices, overrides), hook_path)
+    return edits.apply_edits(config, edits.merge_device_edits(devices, overrides), hook_path)
 
 
 # ---------------------------------------------------------------------------- env
@@ -104,7 +104,7 @@ def test_fifo_gets_no_cgroup_rule(tmp_path):
 ])
 def test_device_node_errors(node, message):
     with pytest.raises(InvalidInput) as e:
-        edits.plan(devices_of(make_spec({"deviceNodes": [node]})))
+        edits.merge_device_edits(devices_of(make_spec({"deviceNodes": [node]})))
     assert message in str(e.value)
     assert str(e.value).startswith("/etc/cdi/test.yaml: device 'vendor.com/device=dev0': ")
 
@@ -112,7 +112,7 @@ def test_device_node_errors(node, message):
 def test_symlink_is_not_followed(tmp_path):
     (tmp_path / "null").symlink_to("/dev/null")
     with pytest.raises(InvalidInput, match="is not a device node"):
-        edits.plan(devices_of(make_spec({"deviceNodes": [{"path": "/dev/n", "hostPath": str(tmp_path / "null")}]})))
+        edits.merge_device_edits(devices_of(make_spec({"deviceNodes": [{"path": "/dev/n", "hostPath": str(tmp_path / "null")}]})))
 
 
 def test_injected_node_replaces_one_with_the_same_path():
@@ -208,7 +208,7 @@ def gpu_devices(**kw) -> list[Device]:
 
 def test_netdev_settings_come_from_annotations_then_overrides():
     devices = gpu_devices(count=2, settings={"ens0f0np0": "name=net0,address=192.0.2.10/24,mtu=9000"})
-    override = netconf.parse_arg("ens1f0np0=address=2001:db8::1/64,mtu=1500")
+    override = netdev.parse_arg("ens1f0np0=address=2001:db8::1/64,mtu=1500")
     out = inject(EMPTY, devices, [override], hook_path=HOOK_PATH)
     assert out["linux"]["netDevices"] == {
         "ens0f0np0": {"name": "net0", "address": "192.0.2.10", "mask": "255.255.255.0", "mtu": 9000},
@@ -217,15 +217,15 @@ def test_netdev_settings_come_from_annotations_then_overrides():
 
 
 @pytest.mark.parametrize("arg, error, message", [
-    ("eth7=mtu=9000", UsageError, "no requested device carries host interface eth7"),
-    ("ens0f0np0=name=net1", UsageError, "both map to container name net1"),
-    ("ens0f0np0=mtu=1000", UsageError, "outside 1280..65535 for IPv6"),  # with the spec's IPv6 address
+    ("eth7=mtu=9000", BadArgument, "no requested device carries host interface eth7"),
+    ("ens0f0np0=name=net1", BadArgument, "both map to container name net1"),
+    ("ens0f0np0=mtu=1000", BadArgument, "outside 1280..65535 for IPv6"),  # with the spec's IPv6 address
 ])
-def test_bad_overrides_are_usage_errors(arg, error, message):
+def test_bad_overrides_are_bad_arguments(arg, error, message):
     devices = gpu_devices(count=2, settings={"ens0f0np0": "name=net0,address=2001:db8::1/64"})
     with pytest.raises(error) as e:
-        inject(EMPTY, devices, [netconf.parse_arg(arg)])
-    assert message in str(e.value)
+        inject(EMPTY, devices, [netdev.parse_arg(arg)])
+    assert message in str(e.value) and e.value.argument == "netdev" and e.value.exit_code == 2
 
 
 def test_two_hosts_one_container_name_from_files_is_invalid_input():
@@ -233,7 +233,7 @@ def test_two_hosts_one_container_name_from_files_is_invalid_input():
     b = make_spec({"netDevices": [{"hostInterfaceName": "eth2", "name": "net0"}]}, kind="b.com/x")
     with pytest.raises(InvalidInput, match="eth1 and eth2 both map to container name net0") as e:
         inject(EMPTY, devices_of(a) + devices_of(b))
-    assert not isinstance(e.value, UsageError)
+    assert not isinstance(e.value, BadArgument) and e.value.exit_code == 3
     with pytest.raises(InvalidInput, match="both map to container name net0"):  # with one already there
         inject({"linux": {"netDevices": {"eth9": {"name": "net0"}}}}, devices_of(a))
 
@@ -249,9 +249,9 @@ def test_bad_netdev_settings_in_specs_are_invalid_input(netdev, annotation, mess
     annotations = [{"netdev.cdigen.io/eth0": annotation}] if annotation else None
     spec = make_spec({"netDevices": [netdev]}, annotations=annotations)
     with pytest.raises(InvalidInput) as e:
-        edits.plan(devices_of(spec))
-    assert message in str(e.value) and not isinstance(e.value, UsageError)
-    assert edits.spec_lint(spec.data) != []
+        edits.merge_device_edits(devices_of(spec))
+    assert message in str(e.value) and not isinstance(e.value, BadArgument)
+    assert edits.spec_problems(spec.data) != []
 
 
 def test_cdigen_hook_added_once_when_net_devices_are_there():
@@ -278,7 +278,7 @@ def test_cdigen_hook_added_once_when_net_devices_are_there():
 ])
 def test_relative_and_dotdot_paths_are_refused(container_edits, message):
     with pytest.raises(InvalidInput) as e:
-        edits.plan(devices_of(make_spec(container_edits)))
+        edits.merge_device_edits(devices_of(make_spec(container_edits)))
     assert message in str(e.value)
 
 

@@ -3,13 +3,13 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from cdigen import netconf
-from cdigen.netconf import NetConfError
+from cdigen import netdev
+from cdigen.netdev import NetdevError
 
 
 @pytest.mark.parametrize("name", ["eth0", "ens1f0np0", "a" * 15, "ibp20s0", "net-0_a.b", "v\u00e9th"])
 def test_valid_interface_names(name):
-    assert netconf.check_ifname(name) == name
+    assert netdev.check_ifname(name) == name
 
 
 @pytest.mark.parametrize("name,why", [
@@ -17,31 +17,31 @@ def test_valid_interface_names(name):
     (".", "not allowed"), ("..", "not allowed"), ("a/b", "'/'"), ("a:b", "':'"), ("a b", "' '"),
     ("a\tb", "'\\\\t'"), ("a\xa0b", "'\\\\xa0'"), ("a%d", "'%'"), ("a,b", "','"), ("a=b", "'='")])
 def test_invalid_interface_names(name, why):
-    with pytest.raises(NetConfError, match=why):
-        netconf.check_ifname(name)
+    with pytest.raises(NetdevError, match=why):
+        netdev.check_ifname(name)
 
 
 @pytest.mark.parametrize("name,ok", [("net%d", True), ("n%d%d", False), ("n%s", False), ("%", False)])
 def test_one_percent_d_template_allowed_for_container_names(name, ok):
     if ok:
-        assert netconf.check_ifname(name, allow_template=True) == name
+        assert netdev.check_ifname(name, allow_template=True) == name
     else:
-        with pytest.raises(NetConfError):
-            netconf.check_ifname(name, allow_template=True)
+        with pytest.raises(NetdevError):
+            netdev.check_ifname(name, allow_template=True)
 
 
 def test_cidr_and_mask_forms_agree():
-    a = netconf.parse_arg("ens1=name=net0,address=192.0.2.10/24,mtu=9000")
-    b = netconf.parse_arg("ens1=mtu=9000,mask=255.255.255.0,address=192.0.2.10,name=net0")
+    a = netdev.parse_arg("ens1=name=net0,address=192.0.2.10/24,mtu=9000")
+    b = netdev.parse_arg("ens1=mtu=9000,mask=255.255.255.0,address=192.0.2.10,name=net0")
     assert a == b
     assert a.to_oci() == {"name": "net0", "address": "192.0.2.10", "mask": "255.255.255.0", "mtu": 9000}
-    assert netconf.parse_arg(a.to_arg()) == a  # the hook argument round-trips
+    assert netdev.parse_arg(a.to_arg()) == a  # the hook argument round-trips
 
 
 def test_ipv6():
-    cfg = netconf.parse_arg("ens1=address=2001:DB8::0:1/64,mtu=1280")
+    cfg = netdev.parse_arg("ens1=address=2001:DB8::0:1/64,mtu=1280")
     assert (cfg.address, cfg.mask, cfg.family) == ("2001:db8::1", "64", 6)
-    assert netconf.make("ens1", address="2001:db8::1", mask="ffff:ffff:ffff:ffff::").prefixlen == 64
+    assert netdev.make("ens1", address="2001:db8::1", mask="ffff:ffff:ffff:ffff::").prefixlen == 64
 
 
 @pytest.mark.parametrize("arg,why", [
@@ -58,38 +58,38 @@ def test_ipv6():
     ("x=name=" + "n" * 16, "longer than 15"),
 ])
 def test_invalid_settings(arg, why):
-    with pytest.raises(NetConfError, match=why):
-        netconf.parse_arg(arg)
+    with pytest.raises(NetdevError, match=why):
+        netdev.parse_arg(arg)
 
 
 def test_annotations_and_oci_entries():
     ann = {"netdev.cdigen.io/ens1": "name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=9000",
            "other.example/x": "ignored"}
-    cfgs = netconf.from_annotations(ann)
+    cfgs = netdev.from_annotations(ann)
     assert list(cfgs) == ["ens1"]
-    assert netconf.from_oci("ens1", cfgs["ens1"].to_oci()) == cfgs["ens1"]
-    assert netconf.from_oci("ens1", {"name": "net1"}).to_oci() == {"name": "net1"}
-    with pytest.raises(NetConfError, match="must be an object"):
-        netconf.from_oci("ens1", ["net0"])
+    assert netdev.from_oci("ens1", cfgs["ens1"].to_oci()) == cfgs["ens1"]
+    assert netdev.from_oci("ens1", {"name": "net1"}).to_oci() == {"name": "net1"}
+    with pytest.raises(NetdevError, match="must be an object"):
+        netdev.from_oci("ens1", ["net0"])
 
 
 def test_merge_overrides_only_what_is_set():
-    base = netconf.parse_arg("ens1=name=net0,address=192.0.2.10/24,mtu=9000")
-    merged = base.merged(netconf.parse_arg("ens1=address=198.51.100.7/25"))
+    base = netdev.parse_arg("ens1=name=net0,address=192.0.2.10/24,mtu=9000")
+    merged = base.merged(netdev.parse_arg("ens1=address=198.51.100.7/25"))
     assert merged.to_oci() == {"name": "net0", "address": "198.51.100.7", "mask": "255.255.255.128", "mtu": 9000}
-    with pytest.raises(NetConfError, match="for IPv6"):  # the merged result is re-validated
-        netconf.parse_arg("ens1=mtu=1300").merged(netconf.parse_arg("ens1=mtu=1279,address=2001:db8::1/64"))
+    with pytest.raises(NetdevError, match="for IPv6"):  # the merged result is re-validated
+        netdev.parse_arg("ens1=mtu=1300").merged(netdev.parse_arg("ens1=mtu=1279,address=2001:db8::1/64"))
 
 
 def test_two_hosts_never_share_a_container_name():
-    with pytest.raises(NetConfError, match="both map to container name net0"):
-        netconf.check_unique_names([netconf.make("a", "net0"), netconf.make("b", "net0")])
-    netconf.check_unique_names([netconf.make("a", "net%d"), netconf.make("b", "net%d"), netconf.make("c")])
+    with pytest.raises(NetdevError, match="both map to container name net0"):
+        netdev.check_unique_names([netdev.make("a", "net0"), netdev.make("b", "net0")])
+    netdev.check_unique_names([netdev.make("a", "net%d"), netdev.make("b", "net%d"), netdev.make("c")])
 
 
 @given(st.text(max_size=60))
 def test_parse_arg_never_raises_anything_else(text):
     try:
-        netconf.parse_arg(text)
-    except NetConfError:
+        netdev.parse_arg(text)
+    except NetdevError:
         pass

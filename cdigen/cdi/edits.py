@@ -1,6 +1,6 @@
 """CDI containerEdits -> the edited config.json document, as the reference library injects.
 
-cdi-semantics.md §4. Pure functions on plain dicts, except `fill_device_node`, which looks at
+docs/cdi-conformance.md ("Injection"). Pure functions on plain dicts, except `fill_device_node`, which looks at
 the host's device node (os.lstat) where the spec leaves type/major/minor/fileMode out.
 
 Where cdigen differs from the reference library, on purpose:
@@ -19,20 +19,21 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from cdigen import hookentry, netconf
-from cdigen.errors import InvalidInput, UsageError
+from cdigen import hookentry, netdev
+from cdigen.errors import BadArgument, InvalidInput
 
 ANNOTATION_PREFIX = "cdi.k8s.io/"
 LIST_EDITS = ("env", "deviceNodes", "netDevices", "mounts", "hooks", "additionalGids")
 
 
 @dataclass
-class Plan:
-    """Everything to inject, merged in the reference order."""
+class MergedEdits:
+    """The edits of the requested devices, merged in the reference order, and the netdev
+    settings they carry."""
 
     edits: dict = field(default_factory=lambda: {k: [] for k in LIST_EDITS} | {"intelRdt": None})
-    netdevs: dict = field(default_factory=dict)  # host -> NetdevConfig, overrides included
-    file_netdevs: dict = field(default_factory=dict)  # host -> NetdevConfig, from the specs only
+    netdevs: dict = field(default_factory=dict)  # host -> NetdevSettings, overrides included
+    spec_netdevs: dict = field(default_factory=dict)  # host -> NetdevSettings, from the specs only
 
 
 # ---------------------------------------------------------------------------- request
@@ -61,7 +62,10 @@ def requested_devices(config: dict) -> list[str]:
     return out
 
 
-# ---------------------------------------------------------------------------- planning
+# ---------------------------------------------------------------------------- the checks apply makes
+# One walk over one containerEdits, used by `merge_device_edits` (apply: the requested devices,
+# first problem fails) and by `spec_problems` (validate: every part of a spec, every problem).
+# So validate cannot accept what apply refuses, or the other way round.
 
 
 def path_problems(edits: dict) -> list[str]:
@@ -89,51 +93,101 @@ def _path_problem(path: str, where: str) -> list[str]:
     return []
 
 
-def plan(devices: list, overrides: list = (), lstat=os.lstat) -> Plan:
+def net_device_names(edits: dict) -> dict[str, str]:
+    """host interface -> container name of the `netDevices` entries of one containerEdits
+    (a loaded spec: both fields are there and non-empty)."""
+    return {entry["hostInterfaceName"]: entry["name"] for entry in edits.get("netDevices") or []}
+
+
+def netdev_settings(edits: dict, annotations: dict) -> dict[str, netdev.NetdevSettings]:
+    """host -> settings of the `netDevices` entries of one containerEdits, each merged with
+    its `netdev.cdigen.io/<host>` annotation. Every such annotation is parsed, whether or not
+    an entry uses it: a malformed one is invalid data. NetdevError."""
+    from_annotations = netdev.from_annotations(annotations)
+    out = {}
+    for host, name in net_device_names(edits).items():
+        settings = netdev.make(host, name)
+        if host in from_annotations:
+            settings = settings.merged(from_annotations[host])
+        out[host] = settings
+    return out
+
+
+def check_part(edits: dict, annotations: dict) -> tuple[dict[str, netdev.NetdevSettings], list[str]]:
+    """(netdev settings, problems) of one containerEdits with the annotations that apply to
+    it: what `cdigen apply` refuses in a spec the reference loader accepts. Host devices are
+    not looked at here."""
+    problems = path_problems(edits)
+    try:
+        return netdev_settings(edits, annotations), problems
+    except InvalidInput as e:
+        return {}, [*problems, str(e)]
+
+
+def _parts(spec, devices: list) -> list[tuple[str, dict, dict]]:
+    """(where, containerEdits, annotations) of the spec's own edits and of each device's."""
+    spec_annotations = spec.get("annotations") or {}
+    parts = [("containerEdits", spec.get("containerEdits") or {}, spec_annotations)]
+    for label, device in devices:
+        parts.append((label, device.get("containerEdits") or {},
+                      spec_annotations | (device.get("annotations") or {})))
+    return parts
+
+
+def spec_problems(spec: dict) -> list[str]:
+    """Every problem `check_part` finds in a loaded spec, each prefixed with where it is."""
+    devices = [(f"devices[{i}].containerEdits", d) for i, d in enumerate(spec.get("devices") or [])]
+    out = []
+    for where, edits, annotations in _parts(spec, devices):
+        _, problems = check_part(edits, annotations)
+        out += [f"{where}.{p}" if p.startswith(("deviceNodes[", "mounts[")) else f"{where}: {p}"
+                for p in problems]
+    return out
+
+
+# ---------------------------------------------------------------------------- merging
+
+
+def merge_device_edits(devices: list, overrides: list = (), lstat=os.lstat) -> MergedEdits:
     """Merge the edits of `devices` (cdigen.cdi.load.Device, request order): each spec's own
-    edits once, before its first device, then the device's (§4.1). Device nodes are completed
-    from the host, netdev settings from the annotations written by `cdigen scan`, then from
-    `overrides` (NetdevConfig from --netdev). InvalidInput (3) for bad spec content,
-    UsageError (2) when an override does not fit."""
-    result = Plan()
+    edits once, before its first device, then the device's (docs/cdi-conformance.md,
+    "Injection"). Device nodes are completed from the host, netdev settings from the
+    annotations written by `cdigen scan`, then from `overrides` (NetdevSettings the caller
+    passes). InvalidInput (3) for bad spec content, BadArgument("netdev") when an override
+    does not fit."""
+    result = MergedEdits()
     merged = result.edits
     seen_specs: set[int] = set()
     for device in devices:
         spec = device.spec
-        spec_annotations = spec.data.get("annotations") or {}
-        parts = []
-        if id(spec) not in seen_specs:
+        label = f"{spec.path}: device {device.qualified_name!r}"
+        parts = _parts(spec.data, [(label, device.data)])
+        if id(spec) in seen_specs:
+            parts = parts[1:]
+        else:
             seen_specs.add(id(spec))
-            parts.append((f"{spec.path}: containerEdits", spec.data.get("containerEdits") or {}, spec_annotations))
-        parts.append((f"{spec.path}: device {device.qualified_name!r}", device.data.get("containerEdits") or {},
-                      spec_annotations | (device.data.get("annotations") or {})))
+            parts[0] = (f"{spec.path}: containerEdits", *parts[0][1:])
         for where, edits, annotations in parts:
-            problems = path_problems(edits)
+            settings, problems = check_part(edits, annotations)
             if problems:
                 raise InvalidInput(f"{where}: {problems[0]}")
             try:
                 merged["deviceNodes"] += [fill_device_node(n, lstat) for n in edits.get("deviceNodes") or []]
-                settings = netconf.from_annotations(annotations) if edits.get("netDevices") else {}
-                for entry in edits.get("netDevices") or []:
-                    host = entry["hostInterfaceName"]
-                    cfg = netconf.make(host, entry["name"])
-                    if host in settings:
-                        cfg = cfg.merged(settings[host])
-                    result.file_netdevs[host] = cfg  # a later device wins, as in Go
             except InvalidInput as e:
                 raise InvalidInput(f"{where}: {e}") from None
+            result.spec_netdevs.update(settings)  # a later device wins, as in Go
             for key in ("env", "netDevices", "mounts", "hooks", "additionalGids"):
                 merged[key] += edits.get(key) or []
             if edits.get("intelRdt") is not None:
                 merged["intelRdt"] = edits["intelRdt"]  # the last one replaces the others whole
-    result.netdevs = dict(result.file_netdevs)
+    result.netdevs = dict(result.spec_netdevs)
     for override in overrides:
         if override.host not in result.netdevs:
-            raise UsageError(f"--netdev {override.host}: no requested device carries host interface {override.host}")
+            raise BadArgument("netdev", f"{override.host}: no requested device carries host interface {override.host}")
         try:
             result.netdevs[override.host] = result.netdevs[override.host].merged(override)
         except InvalidInput as e:
-            raise UsageError(f"--netdev {override.host}: {e}") from None
+            raise BadArgument("netdev", f"{override.host}: {e}") from None
     return result
 
 
@@ -170,17 +224,17 @@ def fill_device_node(node: dict, lstat=os.lstat) -> dict:
 # ---------------------------------------------------------------------------- applying
 
 
-def apply_plan(config: dict, plan: Plan, hook_path: str | None = None) -> dict:
-    """A new config document with `plan` injected (`config` is not modified).
+def apply_edits(config: dict, merged: MergedEdits, hook_path: str | None = None) -> dict:
+    """A new config document with `merged` injected (`config` is not modified).
 
     `hook_path`: when set and the result has linux.netDevices, make sure a `cdigen hook`
     createRuntime hook is there (it configures address, mask and MTU)."""
     doc = copy.deepcopy(config)
     linux = _child(doc, "linux", dict, "linux")
-    edits = plan.edits
+    edits = merged.edits
     _apply_env(doc, edits["env"])
     _apply_device_nodes(doc, linux, edits["deviceNodes"])
-    _apply_netdevs(linux, plan)
+    _apply_netdevs(linux, merged)
     _apply_mounts(doc, edits["mounts"])
     _apply_hooks(doc, edits["hooks"])
     if edits["intelRdt"] is not None:
@@ -264,28 +318,22 @@ def _apply_device_nodes(doc: dict, linux: dict, nodes: list[dict]) -> None:
                 rules.append(rule)
 
 
-def _apply_netdevs(linux: dict, plan: Plan) -> None:
-    if not plan.netdevs:
+def _apply_netdevs(linux: dict, merged: MergedEdits) -> None:
+    if not merged.netdevs:
         return
     net = _child(linux, "netDevices", dict, "linux.netDevices")
-    for host, cfg in plan.netdevs.items():
+    for host, cfg in merged.netdevs.items():
         net[host] = cfg.to_oci()
 
     def settings(netdevs: dict) -> list:
-        out = []
-        for host, entry in net.items():
-            cfg = netdevs.get(host)
-            if cfg is None:  # an entry that was there before: only its name matters here
-                name = entry.get("name") if isinstance(entry, dict) else None
-                cfg = netconf.NetdevConfig(host=host, name=name if isinstance(name, str) and name else None)
-            out.append(cfg)
-        return out
+        # an entry that was there before: only its name matters here
+        return [netdevs.get(host) or netdev.names_from_oci(host, entry) for host, entry in net.items()]
 
-    netconf.check_unique_names(settings(plan.file_netdevs))  # from files: exit 3
+    netdev.check_unique_names(settings(merged.spec_netdevs))  # from files: exit 3
     try:
-        netconf.check_unique_names(settings(plan.netdevs))
-    except InvalidInput as e:  # only the command line made them clash
-        raise UsageError(f"--netdev: {e}") from None
+        netdev.check_unique_names(settings(merged.netdevs))
+    except InvalidInput as e:  # only the overrides made them clash
+        raise BadArgument("netdev", str(e)) from None
 
 
 def go_clean(path: str) -> str:
@@ -359,27 +407,3 @@ def _apply_gids(doc: dict, gids: list[int]) -> None:
     for gid in gids:
         if gid not in existing:
             existing.append(gid)
-
-
-def spec_lint(spec: dict) -> list[str]:
-    """What `plan` would refuse in a spec that the reference loader accepts: relative or
-    `..` paths, netdev names and settings the kernel would reject. Host devices are not
-    looked at."""
-    problems = []
-    spec_annotations = spec.get("annotations") or {}
-    parts = [("containerEdits", spec.get("containerEdits") or {}, spec_annotations)]
-    for i, device in enumerate(spec.get("devices") or []):
-        parts.append((f"devices[{i}].containerEdits", device.get("containerEdits") or {},
-                      spec_annotations | (device.get("annotations") or {})))
-    for where, edits, annotations in parts:
-        problems += [f"{where}.{p}" for p in path_problems(edits)]
-        try:
-            settings = netconf.from_annotations(annotations)
-            for entry in edits.get("netDevices") or []:
-                cfg = netconf.make(entry["hostInterfaceName"], entry["name"])
-                host = entry["hostInterfaceName"]
-                if host in settings:
-                    cfg.merged(settings[host])
-        except InvalidInput as e:
-            problems.append(f"{where}: {e}")
-    return problems

@@ -1,27 +1,21 @@
 """Reading CDI spec files and the spec directories, as the reference Go loader does.
 
-cdi-semantics.md §1.1 (parsing), §3 (directories, priorities, conflicts). The checks on the
-parsed document are `cdigen.cdi.spec.check_spec`; this module turns bytes into that document:
-
-* JSON through the stdlib `json` module (fast); anything that is not JSON through ruamel.yaml,
-  whatever the file's extension (Go parses both with one YAML parser). ruamel's C parser is
-  used when ruamel.yaml.clib is installed (about 10x faster on a scan-sized spec), the pure
-  Python one otherwise; both give the same documents.
-* YAML scalars are resolved as Go's yaml.v2 (used by sigs.k8s.io/yaml) resolves them, not as
-  YAML 1.2: `on`/`yes` are booleans, `0660` is octal, `0:0` stays a string (no sexagesimal),
-  timestamps stay strings. Only the first document of a stream is read.
-* Duplicate keys are an error; aliases are bounded: the expanded size of the node graph is
-  counted (memoised, so a "billion laughs" file is rejected in microseconds) before anything
-  is constructed; recursive aliases are an error. Files over MAX_SPEC_BYTES are an error.
+docs/cdi-conformance.md ("Parsing", "Spec directories"). The checks on the parsed document
+are `cdigen.cdi.spec.check_spec`; this module turns bytes into that document: JSON through
+the stdlib (fast, strict: `cdigen.strictjson`), anything that is not JSON through
+`cdigen.cdi.goyaml`, whatever the file's extension (Go parses both with one YAML parser).
+Files over MAX_SPEC_BYTES, not regular, or not UTF-8 are errors of that file only.
 """
 
-import json
 import os
 import stat
 from dataclasses import dataclass, field
 
+from cdigen import strictjson
+from cdigen.cdi import goyaml
 from cdigen.cdi.spec import SpecError, check_spec
 from cdigen.errors import InvalidInput
+from cdigen.files import UnreadableFile, read_regular
 
 DEFAULT_SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")  # priority 0, 1: the later wins
 SPEC_SUFFIXES = (".json", ".yaml")  # case-sensitive, no .yml (as in Go)
@@ -91,8 +85,11 @@ def _no_duplicates(pairs: list) -> dict:
     return out
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not JSON")  # NaN/Infinity: let the YAML parser decide
+def parse_yaml(text: str, max_nodes: int = MAX_YAML_NODES) -> object:
+    try:
+        return goyaml.parse(text, max_nodes)
+    except goyaml.YamlError as e:
+        raise SpecError(str(e)) from None
 
 
 def parse_document(text: str) -> object:
@@ -100,8 +97,8 @@ def parse_document(text: str) -> object:
     stripped = text.lstrip(" \t\r\n")
     if stripped[:1] in ("{", "["):
         try:
-            return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-        except RecursionError:
+            return strictjson.loads(text, object_pairs_hook=_no_duplicates)
+        except strictjson.NestedTooDeeply:
             raise SpecError("document is nested too deeply") from None
         except ValueError as e:
             json_error = e
@@ -122,27 +119,9 @@ def read_spec_file(path: str, priority: int = 0) -> Spec:
 
 def read_limited(path: str, limit: int = MAX_SPEC_BYTES) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError as e:
-        raise SpecError(f"cannot read: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise SpecError("not a regular file")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, limit + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as e:
-        raise SpecError(f"cannot read: {e.strerror}") from None
-    finally:
-        os.close(fd)
-    if size > limit:
-        raise SpecError(f"file is larger than {limit} bytes")
-    return b"".join(chunks)
+        return read_regular(path, limit)
+    except UnreadableFile as e:
+        raise SpecError(str(e)) from None
 
 
 def check_document(data: bytes) -> dict:
@@ -285,230 +264,3 @@ def resolve(registry: Registry, requested: list[str]) -> list[Device]:
                 f"{path}: {msgs[0]}" for path, msgs in registry.errors.items()) + ")"
         raise InvalidInput(message)
     return [registry.devices[q] for q in requested]
-
-
-# ---------------------------------------------------------------------------- YAML as Go reads it
-
-MAX_YAML_DEPTH = 64  # a CDI spec nests 6 deep; bounds the recursion of every step below
-
-_NULL = frozenset(("", "~", "null", "Null", "NULL"))
-_TRUE = frozenset(("y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"))
-_FALSE = frozenset(("n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"))
-_SPECIAL_FLOATS = {v: float(f) for f, vs in (("inf", ".inf .Inf .INF +.inf +.Inf +.INF"),
-                                             ("-inf", "-.inf -.Inf -.INF"),
-                                             ("nan", ".nan .NaN .NAN")) for v in vs.split()}
-_DIGITS = {2: "01", 8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
-_Y = "tag:yaml.org,2002:"
-_yaml_state: dict = {}
-
-
-def _go_parse_int(text: str) -> int | None:
-    """strconv.ParseInt(text, 0, 64), else ParseUint: prefixes 0x/0o/0b, leading 0 = octal."""
-    sign, body = 1, text
-    if body[:1] in ("+", "-"):
-        sign, body = (-1 if body[0] == "-" else 1), body[1:]
-    prefix = body[:2].lower()
-    if prefix in ("0x", "0o", "0b"):
-        base, digits = {"0x": 16, "0o": 8, "0b": 2}[prefix], body[2:]
-    elif len(body) > 1 and body[0] == "0":
-        base, digits = 8, body[1:]
-    else:
-        base, digits = 10, body
-    if not digits or any(c not in _DIGITS[base] for c in digits):
-        return None
-    value = sign * int(digits, base)
-    if -(1 << 63) <= value < (1 << 63) or (text[0] != "+" and 0 <= value < (1 << 64)):
-        return value
-    return None
-
-
-def _plain_scalar(text: str):
-    """A plain (unquoted, untagged) scalar as yaml.v2 resolves it (resolve.go)."""
-    if text in _NULL:
-        return None
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    if text in _SPECIAL_FLOATS:
-        return _SPECIAL_FLOATS[text]
-    if text[:1] in "+-.0123456789":
-        import re
-
-        plain = text.replace("_", "")
-        value = _go_parse_int(plain) if plain else None
-        if value is not None:
-            return value
-        if re.fullmatch(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?", plain):
-            return float(plain)
-    return text  # timestamps too: yaml.v2 keeps them as strings for interface{} targets
-
-
-def _yaml_tools():
-    if not _yaml_state:
-        from ruamel.yaml import YAML
-        from ruamel.yaml.error import YAMLError
-        from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-        from ruamel.yaml.resolver import VersionedResolver
-        from ruamel.yaml.tag import Tag
-
-        plain = Tag(suffix="tag:cdigen.io,2026:plain")
-
-        class PlainResolver(VersionedResolver):
-            """Tags nothing implicitly; plain scalars are resolved by `_plain_scalar`."""
-
-            def resolve(self, kind, value, implicit):
-                if kind is ScalarNode and implicit[0]:
-                    return plain
-                return {ScalarNode: self.DEFAULT_SCALAR_TAG, SequenceNode: self.DEFAULT_SEQUENCE_TAG,
-                        MappingNode: self.DEFAULT_MAPPING_TAG}[kind]
-
-        try:  # the optional C parser (ruamel.yaml.clib): six times faster
-            from ruamel.yaml.main import CParser
-        except ImportError:
-            CParser = None
-
-        def new_yaml(text: str):
-            """One YAML() per document: a failed parse leaves state behind (depth)."""
-            yaml = YAML(typ="safe", pure=CParser is None or not _shallow_enough_for_c(text))
-            yaml.Resolver = PlainResolver
-            yaml.max_depth = MAX_YAML_DEPTH  # the pure parser stops there itself
-            yaml.version = (1, 1)  # libyaml (Go's yaml.v2) scans YAML 1.1
-            return yaml
-
-        _yaml_state.update(new_yaml=new_yaml, error=YAMLError, plain=plain, scalar=ScalarNode,
-                           seq=SequenceNode, map=MappingNode)
-    return _yaml_state
-
-
-def _shallow_enough_for_c(text: str, limit: int = 2000) -> bool:
-    """The C composer recurses on the C stack without a limit (it crashes near 100000 levels),
-    so it only gets documents that cannot nest deeper than `limit`: a flow level needs a '['
-    or '{', and a block level is indented further than its parent (a block sequence under a
-    mapping key may share the key's column, so at most two levels per column)."""
-    if text.count("[") + text.count("{") > limit // 2:
-        return False
-    return 2 * (max(map(len, text.splitlines()), default=0) + 1) <= limit // 2
-
-
-def _yaml_message(e: Exception) -> str:
-    if type(e).__name__ == "MaxDepthExceededError":
-        return f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep"
-    problem = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
-    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-    return f"invalid YAML: {' '.join(str(problem).split())}{where}"
-
-
-def parse_yaml(text: str, max_nodes: int = MAX_YAML_NODES) -> object:
-    """The first YAML document of `text`, constructed as Go's yaml.v2 would. SpecError."""
-    tools = _yaml_tools()
-    try:
-        documents = tools["new_yaml"](text).compose_all(text)
-        try:
-            root = next(documents, None)
-        finally:
-            documents.close()
-        if root is None:
-            return None
-        _check_size(root, max_nodes, tools)
-        return _construct(root, tools)
-    except tools["error"] as e:
-        raise SpecError(_yaml_message(e)) from None
-    except RecursionError:
-        raise SpecError("invalid YAML: aliases nest too deeply") from None
-
-
-def _check_size(root, limit: int, tools) -> int:
-    """Count the nodes of the document with every alias expanded, memoised per node so that
-    exponential expansion costs linear time; stop as soon as the count passes `limit`."""
-    sizes: dict[int, int] = {}
-    active: set[int] = set()
-    scalar = tools["scalar"]
-
-    def size(node, depth: int) -> int:
-        key = id(node)
-        if key in sizes:
-            return sizes[key]
-        if isinstance(node, scalar):
-            total = 1
-        else:
-            if key in active:
-                raise SpecError(f"invalid YAML: recursive alias (line {node.start_mark.line + 1})")
-            if depth > MAX_YAML_DEPTH:
-                raise SpecError(f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep")
-            active.add(key)
-            total = 1
-            for item in node.value:
-                if isinstance(item, tuple):
-                    total += size(item[0], depth + 1) + size(item[1], depth + 1)
-                else:
-                    total += size(item, depth + 1)
-                if total > limit:
-                    raise SpecError(f"invalid YAML: aliases expand the document to more than {limit} nodes")
-            active.discard(key)
-        sizes[key] = total
-        return total
-
-    return size(root, 1)
-
-
-def _construct(node, tools, memo: dict | None = None):
-    memo = {} if memo is None else memo
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    tag = str(node.tag)
-    line = node.start_mark.line + 1
-    if isinstance(node, tools["scalar"]):
-        value = _tagged_scalar(node.value, tag, node.tag == tools["plain"], line)
-    elif isinstance(node, tools["seq"]):
-        if tag != _Y + "seq":
-            raise SpecError(f"invalid YAML: unsupported tag {tag!r} (line {line})")
-        value = [_construct(item, tools, memo) for item in node.value]
-    else:
-        if tag != _Y + "map":
-            raise SpecError(f"invalid YAML: unsupported tag {tag!r} (line {line})")
-        value = _construct_mapping(node, tools, memo, line)
-    memo[key] = value
-    return value
-
-
-def _construct_mapping(node, tools, memo: dict, line: int) -> dict:
-    explicit: dict = {}
-    merged: dict = {}
-    for key_node, value_node in node.value:
-        if key_node.tag == tools["plain"] and key_node.value == "<<":
-            sources = value_node.value if isinstance(value_node, tools["seq"]) else [value_node]
-            for source in sources:
-                data = _construct(source, tools, memo)
-                if not isinstance(data, dict):
-                    raise SpecError(f"invalid YAML: a merge key needs mappings (line {line})")
-                for k, v in data.items():
-                    merged.setdefault(k, v)  # the first source wins, as the YAML spec says
-            continue
-        k = _construct(key_node, tools, memo)
-        if isinstance(k, (dict, list)):
-            raise SpecError(f"invalid YAML: a mapping key must be a scalar (line {key_node.start_mark.line + 1})")
-        if k in explicit:
-            raise SpecError(f"invalid YAML: duplicate key {k!r} (line {key_node.start_mark.line + 1})")
-        explicit[k] = _construct(value_node, tools, memo)
-    if not merged:
-        return explicit
-    out = {k: v for k, v in merged.items() if k not in explicit}
-    out.update(explicit)  # explicit keys override merged ones
-    return out
-
-
-def _tagged_scalar(text: str, tag: str, plain: bool, line: int):
-    if plain:
-        return _plain_scalar(text)
-    if tag in (_Y + "str", _Y + "timestamp"):
-        return text
-    expected = {_Y + "int": int, _Y + "float": (int, float), _Y + "bool": bool, _Y + "null": type(None)}.get(tag)
-    if expected is None:
-        raise SpecError(f"invalid YAML: unsupported tag {tag!r} (line {line})")
-    value = _plain_scalar(text)
-    if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
-        raise SpecError(f"invalid YAML: cannot decode {text!r} as {tag.removeprefix(_Y)} (line {line})")
-    return float(value) if tag == _Y + "float" else value

@@ -1,28 +1,29 @@
-"""The typer app. Commands live one module per capability (scan, apply, hook); each only
-parses options, calls one plain function and renders its result. Heavy modules are imported
-inside the command functions so that `--help` and the hot paths stay fast."""
+"""The command line: typer commands (app.py, scan.py, apply.py) and the hand-parsed hot-path
+commands (hook.py). Importing this package imports no typer: cdigen/entry.py uses
+`error_line` on every path.
 
-import typer
+Library code raises domain errors; this is the one place that names their command-line
+options (`BadArgument.argument` -> option) and the exit code is the error's own.
+"""
 
-app = typer.Typer(
-    name="cdigen",
-    help="CDI specs for GPUs and their RDMA NICs; apply them to OCI bundles; configure netdevs as an OCI hook.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+from cdigen.errors import BadArgument, CdigenError
 
-# Registration order is the order of `cdigen --help`.
-from cdigen.cli import scan as _scan  # noqa: E402,F401
-from cdigen.cli import apply as _apply  # noqa: E402,F401
-from cdigen.cli import hook as _hook  # noqa: E402,F401
+OPTION_NAMES = {
+    "bundle": "bundle",
+    "device": "--device",
+    "example": "--example",
+    "format": "--format",
+    "hook_path": "--hook-path",
+    "name_strategy": "--device-name-strategy",
+    "netdev": "--netdev",
+    "netdev_name": "--netdev-name",
+    "vendor": "--vendor",
+    "class": "--class",
+}
 
 
-def run_app(argv: list[str]) -> int:
-    try:
-        app(args=argv, prog_name="cdigen")
-    except SystemExit as e:  # click exits with the code itself
-        code = e.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
-    return 0
+def error_line(error: CdigenError) -> str:
+    """The one-line message for an error, naming the option a BadArgument is about."""
+    if isinstance(error, BadArgument):
+        return f"{OPTION_NAMES.get(error.argument, error.argument)} {error}"
+    return str(error)

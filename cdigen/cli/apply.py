@@ -2,7 +2,8 @@
 
 `apply` runs at every container creation: only typer is imported at module level; the
 loader, jsonpatch and (for --dry-run and list only) rich are imported where they are used.
-The work is `cdigen.oci.bundle.apply_devices`; the commands only parse and render.
+The work is `cdigen.apply.apply_devices` and `cdigen.validate`; the commands only parse and
+render.
 """
 
 import sys
@@ -10,8 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from cdigen.cli import app
-from cdigen.errors import InvalidInput
+from cdigen.cli.app import app
+from cdigen.errors import InvalidInput, UsageError
 
 SpecDirOption = Annotated[Optional[list[str]], typer.Option(
     "--spec-dir", metavar="DIR",
@@ -38,9 +39,9 @@ def apply(
         "--dry-run", help="Show a diff of config.json and write nothing.")] = False,
 ) -> None:
     """Inject CDI devices into BUNDLE/config.json as a JSON Patch (locked, atomic)."""
-    from cdigen.oci.bundle import apply_devices
+    from cdigen.apply import apply_devices
 
-    result = apply_devices(bundle, device or [], netdev or [], spec_dir, hook=not no_hook,
+    result = apply_devices(bundle, device or [], _overrides(netdev or []), spec_dir, hook=not no_hook,
                            hook_path=hook_path, dry_run=dry_run)
     if print_patch:
         import json
@@ -48,6 +49,23 @@ def apply(
         sys.stdout.write(json.dumps(result.patch, indent=2, ensure_ascii=False) + "\n")
     if dry_run:
         _print_diff(result)
+
+
+def _overrides(args: list[str]) -> list:
+    """--netdev values as settings, each host interface once."""
+    from cdigen import netdev
+
+    overrides = []
+    for arg in args:
+        try:
+            overrides.append(netdev.parse_arg(arg))
+        except netdev.NetdevError as e:
+            raise UsageError(f"--netdev {arg!r}: {e}") from None
+    try:
+        netdev.by_host(overrides)
+    except netdev.NetdevError as e:
+        raise UsageError(f"--netdev {e}") from None
+    return overrides
 
 
 def _spec_dirs(spec_dirs: list[str] | None) -> list[str]:
@@ -77,18 +95,6 @@ def _print_diff(result) -> None:
 # ---------------------------------------------------------------------------- validate, list
 
 
-def spec_problems(registry) -> list[tuple[str, str]]:
-    """Every problem of the loaded files, one line each: the reference loader's errors and
-    conflicts, then what `cdigen apply` would refuse (paths, netdev settings)."""
-    from cdigen.cdi.edits import spec_lint
-
-    lint = {spec.path: spec_lint(spec.data) for spec in registry.specs}
-    places = list(dict.fromkeys([*registry.errors, *registry.files]))
-    places.sort(key=lambda p: registry.files.index(p) if p in registry.files else -1)  # directories first
-    return [(where, message) for where in places
-            for message in registry.errors.get(where, []) + lint.get(where, [])]
-
-
 @app.command()
 def validate(
     files: Annotated[Optional[list[str]], typer.Argument(
@@ -96,10 +102,9 @@ def validate(
     spec_dir: SpecDirOption = None,
 ) -> None:
     """Check CDI spec files as container runtimes load them; report every problem."""
-    from cdigen.cdi import load
+    from cdigen.validate import validate_paths
 
-    registry = load.load_paths(files) if files else load.load_registry(_spec_dirs(spec_dir))
-    problems = spec_problems(registry)
+    registry, problems = validate_paths(files, _spec_dirs(spec_dir))
     for where, message in problems:
         sys.stdout.write(f"{where}: {message}\n")
     count = len(registry.files)
@@ -147,8 +152,9 @@ def list_devices(
 
 
 def _device_row(device) -> dict:
-    spec_edits = device.spec.data.get("containerEdits") or {}
-    edits = device.data.get("containerEdits") or {}
-    nets = {n["hostInterfaceName"]: n["name"] for n in (spec_edits.get("netDevices") or []) + (edits.get("netDevices") or [])}
+    from cdigen.cdi.edits import net_device_names
+
+    nets = net_device_names(device.spec.data.get("containerEdits") or {}) | \
+        net_device_names(device.data.get("containerEdits") or {})
     return {"name": device.name, "qualifiedName": device.qualified_name, "spec": device.spec.path,
             "netDevices": nets}

@@ -1,20 +1,66 @@
-"""`cdigen hook` in `cdigen --help`. cdigen/entry.py never routes `hook` here: a runtime starts
-it at every container creation, so cdigen.hook.main parses its arguments without typer."""
+"""The command line of `cdigen hook`, parsed by hand: a runtime starts it at every container
+creation, and typer's import alone would cost more than the hook's work (docs/benchmarks.md).
+cdigen/entry.py dispatches here; `cdigen --help` lists the command through cdigen/cli/app.py.
+"""
 
-import typer
+import sys
 
-from cdigen.cli import app
+from cdigen import netdev
+from cdigen.errors import UsageError
+from cdigen.netdev import NetdevError, NetdevSettings
+
+USAGE = """\
+usage: cdigen hook [--netdev HOSTIF=name=NAME,address=ADDR,mask=MASK,mtu=MTU]...
+
+OCI createRuntime hook: reads the container state (JSON) on stdin, loads BUNDLE/config.json
+and moves each host interface into the container's network namespace, renamed, with its
+address, mask and MTU, and up. Undoes everything on failure (exit 1).
+
+Interfaces: those named by --netdev, else every key of config.json linux.netDevices.
+Settings: the linux.netDevices entry's keys (name, address, mask, mtu) where present, else
+the --netdev value's. The address may be CIDR (address=192.0.2.10/24) instead of a mask.
+
+options:
+  --netdev HOSTIF=SETTINGS  an interface and its settings (repeatable)
+  -h, --help                show this message and exit
+"""
 
 
-@app.command()
-def hook(
-    netdev: list[str] = typer.Option(
-        [], "--netdev", metavar="HOSTIF=name=..,address=..,mask=..,mtu=..",
-        help="A host interface and its container settings (repeatable). Without it: every "
-             "linux.netDevices entry of config.json; that entry's keys win over these."),
-) -> None:
-    """OCI createRuntime hook: move, rename, address, set the MTU of and bring up netdevs in the container's network namespace (state JSON on stdin); rolls back on failure."""  # noqa: E501 (one line: typer keeps breaks)
-    from cdigen.hook import main
+def parse_args(argv: list[str]) -> list[NetdevSettings] | None:
+    """The --netdev settings in argument order; None when help was asked for."""
+    out: list[NetdevSettings] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-h", "--help"):
+            return None
+        if arg == "--netdev":
+            if i + 1 >= len(argv):
+                raise UsageError("hook: --netdev needs a value HOSTIF=name=..,address=..,mask=..,mtu=..")
+            value, i = argv[i + 1], i + 2
+        elif arg.startswith("--netdev="):
+            value, i = arg[len("--netdev="):], i + 1
+        else:
+            raise UsageError(f"hook: unexpected argument {arg!r} (see cdigen hook --help)")
+        try:
+            out.append(netdev.parse_arg(value))
+        except NetdevError as e:
+            raise UsageError(f"hook: --netdev {value!r}: {e}") from None
+    try:
+        netdev.by_host(out)
+    except NetdevError as e:
+        raise UsageError(f"hook: --netdev {e}") from None
+    return out
 
-    args = [a for value in netdev for a in ("--netdev", value)]
-    raise typer.Exit(main(args))
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args is None:
+        sys.stdout.write(USAGE)
+        return 0
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("hook: reads the OCI container state on stdin; a container runtime runs it as a createRuntime hook")
+    from cdigen.hook import run
+
+    run(sys.stdin.buffer.read(), args)
+    return 0

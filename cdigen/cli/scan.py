@@ -1,37 +1,30 @@
 """`cdigen scan` (host topology -> CDI spec) and `cdigen topo` (the GPU/NIC matrix).
 
-Thin: parse options, call discover/build, render. Heavy modules (ruamel.yaml, rich) are
-imported inside the commands.
+Thin: parse options, call the scan stage (cdigen/scan/), render. Heavy modules (ruamel.yaml,
+rich) are imported inside the commands.
 """
 
 import enum
-import os
 import sys
 from typing import Annotated, Optional
 
 import typer
 
-from cdigen.cli import app
+from cdigen.cli.app import app
+from cdigen.scan.affinity import Affinity
+from cdigen.scan.build import DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, NAME_STRATEGIES
 
 
-class Format(str, enum.Enum):
-    yaml = "yaml"
-    json = "json"
+
+def _choices(name: str, values) -> type[enum.Enum]:
+    """typer takes choices as a str Enum: one made from the library's own values, so that the
+    CLI never keeps a copy of them."""
+    return enum.Enum(name, {v: v for v in values}, type=str)
 
 
-class Affinity(str, enum.Enum):
-    pix = "pix"
-    pxb = "pxb"
-    phb = "phb"
-    node = "node"
-    sys = "sys"
-
-
-class NameStrategy(str, enum.Enum):
-    index = "index"
-    uuid = "uuid"
-    pci = "pci"
-
+AffinityChoice = _choices("AffinityChoice", (a.name.lower() for a in Affinity if a is not Affinity.X))
+FormatChoice = _choices("FormatChoice", FORMATS)
+NameStrategyChoice = _choices("NameStrategyChoice", NAME_STRATEGIES)
 
 ROOT_HELP = "Host root to read sys/ and proc/ from (a fake tree for tests)."
 EXAMPLE_HELP = "Scan a topology shipped with cdigen instead of the host (hgx-h100, hgx-h100-roce, " \
@@ -51,6 +44,8 @@ Keys (all optional): name (container interface name), address (IPv4/IPv6, plain 
 mask (dotted IPv4 mask or prefix length), mtu. It overrides the sysfs MTU and the default
 name. Interfaces not on the host or not assigned to a GPU are warned about and ignored."""
 
+AffinityOption = Annotated[AffinityChoice, typer.Option(help=AFFINITY_HELP)]
+
 
 def _warn(warnings, prefix: str = "") -> None:
     for w in warnings:
@@ -58,55 +53,22 @@ def _warn(warnings, prefix: str = "") -> None:
 
 
 def _discover(root: str, example: Optional[str]):
-    """(topology, prefix for warning paths). An example is built into a temp dir first."""
-    from cdigen.topology.discover import discover
+    """(topology, prefix for warning paths)."""
+    from cdigen.scan import sysfs
 
     if example is None:
-        return discover(root), root.rstrip("/")
-    import tempfile
-
-    from cdigen.examples import build_example
-
-    # A throw-away tree of ~1000 small files: in memory where possible (20 ms, vs 0.5 s on disk here).
-    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix="cdigen-example-", dir=shm) as tmp:
-        build_example(example, tmp)
-        return discover(tmp), f"<example {example}>"
+        return sysfs.discover(root), root.rstrip("/")
+    return sysfs.discover_example(example), f"<example {example}>"
 
 
-def _load_netdev_config(path: str) -> dict[str, dict]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    from cdigen import netconf
+def _netdev_config(path: str) -> dict[str, dict]:
     from cdigen.errors import InvalidInput
+    from cdigen.scan.netdev_config import load_netdev_config
 
     try:
-        with open(path, encoding="utf-8") as f:
-            data = YAML(typ="safe", pure=True).load(f)
-    except OSError as e:
-        raise InvalidInput(f"--netdev-config {path}: {e.strerror}") from None
-    except (YAMLError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"--netdev-config {path}: not YAML: {str(e).splitlines()[0]}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InvalidInput(f"--netdev-config {path}: expected a mapping of host interface -> settings")
-    out = {}
-    for host, entry in data.items():
-        entry = {} if entry is None else entry
-        if not isinstance(host, str) or not isinstance(entry, dict):
-            raise InvalidInput(f"--netdev-config {path}: {host!r}: expected a mapping of settings")
-        unknown = set(entry) - {"name", "address", "mask", "mtu"}
-        if unknown:
-            raise InvalidInput(f"--netdev-config {path}: {host}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
-        entry = {k: str(v) if k == "address" and v is not None else v for k, v in entry.items()}
-        try:
-            netconf.make(host, **entry)
-        except netconf.NetConfError as e:
-            raise InvalidInput(f"--netdev-config {path}: {e}") from None
-        out[host] = entry
-    return out
+        return load_netdev_config(path)
+    except InvalidInput as e:
+        raise InvalidInput(f"--netdev-config {path}: {e}") from None
 
 
 @app.command()
@@ -114,13 +76,13 @@ def scan(
     root: Annotated[str, typer.Option(help=ROOT_HELP)] = "/",
     example: Annotated[Optional[str], typer.Option(help=EXAMPLE_HELP)] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="Write the spec here (atomically, mode 0644); - = stdout.")] = "-",
-    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.yaml,
-    vendor: Annotated[str, typer.Option(help="CDI vendor of the kind.")] = "cdigen.io",
-    cls: Annotated[str, typer.Option("--class", help="CDI class of the kind.")] = "gpu",
-    device_name_strategy: Annotated[Optional[list[NameStrategy]], typer.Option(
+    fmt: Annotated[FormatChoice, typer.Option("--format", help="Output format.")] = FORMATS[0],
+    vendor: Annotated[str, typer.Option(help="CDI vendor of the kind.")] = DEFAULT_VENDOR,
+    cls: Annotated[str, typer.Option("--class", help="CDI class of the kind.")] = DEFAULT_CLASS,
+    device_name_strategy: Annotated[Optional[list[NameStrategyChoice]], typer.Option(
         help="Device names: index (gpu0, by /dev/nvidia minor), uuid (GPU-...), pci (0000:13:00.0). "
              "Repeat to get each GPU under several names.  [default: index]")] = None,
-    nic_affinity: Annotated[Affinity, typer.Option(help=AFFINITY_HELP)] = Affinity.pxb,
+    nic_affinity: AffinityOption = "pxb",
     netdev_config: Annotated[Optional[str], typer.Option(help=NETDEV_CONFIG_HELP, metavar="FILE")] = None,
     netdev_name: Annotated[Optional[str], typer.Option(
         help="Container interface name template, e.g. 'net{index}': {index} numbers all netdevs "
@@ -131,17 +93,16 @@ def scan(
 ) -> None:
     """Scan the host's GPUs and RDMA NICs and write a CDI spec: one device per GPU carrying its nearest NICs (RDMA char devices, netdevs, their settings and the hook that applies them)."""
     from cdigen import hookentry
-    from cdigen.cdi.build import BuildOptions, build_spec, render
-    from cdigen.topology.affinity import Link
+    from cdigen.scan.build import BuildOptions, build_spec, render
 
     if hook_path is None:
         hook_path = hookentry.default_hook_path()
-    config = _load_netdev_config(netdev_config) if netdev_config else {}
+    config = _netdev_config(netdev_config) if netdev_config else {}
     topo, prefix = _discover(root, example)
     _warn(topo.warnings, prefix)
     opts = BuildOptions(hook_path=hook_path, vendor=vendor, cls=cls,
-                        name_strategies=tuple(s.value for s in device_name_strategy or [NameStrategy.index]),
-                        nic_affinity=Link[nic_affinity.value.upper()], netdev_config=config,
+                        name_strategies=tuple(s.value for s in device_name_strategy or []) or NAME_STRATEGIES[:1],
+                        nic_affinity=Affinity[nic_affinity.value.upper()], netdev_config=config,
                         netdev_config_path=netdev_config or "", netdev_name=netdev_name)
     spec, warnings = build_spec(topo, opts)
     _warn(warnings)
@@ -155,95 +116,22 @@ def scan(
         atomic_write(output, data, 0o644)
 
 
-def topo_report(topo, limit) -> dict:
-    """The matrix and assignment as plain data (what `topo --json` prints)."""
-    from cdigen.cdi.build import assignment
-    from cdigen.topology.affinity import classify
-
-    single = topo.single_numa_node
-    gpus = list(topo.gpus)  # PCI order, like nvidia-smi's GPU index
-    nics = [n for n in topo.nics if not n.is_vf]
-    names = {g.bdf: f"GPU{i}" for i, g in enumerate(gpus)} | {n.bdf: f"NIC{i}" for i, n in enumerate(nics)}
-    chosen = assignment(topo, limit)
-    items = [g.bdf for g in gpus] + [n.bdf for n in nics]
-    matrix = {names[a]: {names[b]: classify(topo.pci[a], topo.pci[b], single).name for b in items} for a in items}
-
-    def numa(bdf):
-        n = topo.pci[bdf].numa_node
-        return n if n >= 0 else (0 if single else None)
-
-    return {
-        "nicAffinity": limit.name.lower(),
-        "gpus": [{"name": names[g.bdf], "pciAddress": g.bdf, "numaNode": numa(g.bdf), "minor": g.minor,
-                  "device": f"gpu{g.minor}" if g.minor is not None else None, "uuid": g.uuid,
-                  "driver": g.driver, "nics": [names[n.bdf] for n in chosen.get(g.bdf, [])]} for g in gpus],
-        "nics": [{"name": names[n.bdf], "pciAddress": n.bdf, "numaNode": numa(n.bdf),
-                  "rdma": [r.name for r in n.rdma],
-                  "netdevs": [{"name": d.name, "linkLayer": d.link_layer, "mtu": d.mtu} for d in n.netdevs],
-                  "vfs": list(n.vfs)} for n in nics],
-        "matrix": matrix,
-    }
-
-
-def _print_table(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table, box
-
-    from cdigen.topology.affinity import LEGEND
-
-    cols = [g["name"] for g in report["gpus"]] + [n["name"] for n in report["nics"]]
-    assigned = {(g["name"], n) for g in report["gpus"] for n in g["nics"]}
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("")
-    for c in cols:
-        table.add_column(c, justify="center")
-    table.add_column("NUMA", justify="center")
-    for row in report["gpus"] + report["nics"]:
-        r = row["name"]
-        cells = [report["matrix"][r][c] + ("*" if (r, c) in assigned or (c, r) in assigned else "")
-                 for c in cols]
-        numa = row["numaNode"]
-        table.add_row(r, *cells, "N/A" if numa is None else str(numa))
-    console = Console(highlight=False)
-    if not console.is_terminal:  # a pipe or file: never fold the matrix into unreadable columns
-        natural = console.width
-        console.width = 10_000
-        console.width = max(natural, console.measure(table).maximum)
-    console.print(table)
-    console.print("Legend:\n")
-    for key, text in LEGEND:
-        console.print(f"  {key:<4} = {text}")
-    console.print(f"  *    = NIC assigned to this GPU by `cdigen scan --nic-affinity "
-                  f"{report['nicAffinity'].lower()}`\n")
-    console.print("GPU Legend:\n")
-    for g in report["gpus"]:
-        where = f"/dev/nvidia{g['minor']}" if g["minor"] is not None else f"no nvidia driver (driver: {g['driver'] or 'none'})"
-        console.print(f"  {g['name']}: {g['pciAddress']} {where}")
-    if report["nics"]:
-        console.print("\nNIC Legend:\n")
-    for n in report["nics"]:
-        label = ",".join(n["rdma"]) or ",".join(d["name"] for d in n["netdevs"])
-        netdevs = ",".join(d["name"] for d in n["netdevs"]) or "no netdev"
-        vfs = f", {len(n['vfs'])} VFs" if n["vfs"] else ""
-        console.print(f"  {n['name']}: {label} ({n['pciAddress']}, {netdevs}{vfs})")
-
-
 @app.command()
 def topo(
     root: Annotated[str, typer.Option(help=ROOT_HELP)] = "/",
     example: Annotated[Optional[str], typer.Option(help=EXAMPLE_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the matrix and assignment as JSON.")] = False,
-    nic_affinity: Annotated[Affinity, typer.Option(help=AFFINITY_HELP)] = Affinity.pxb,
+    nic_affinity: AffinityOption = "pxb",
 ) -> None:
     """Show how GPUs and NICs are connected, like `nvidia-smi topo -m`, and which NICs `cdigen scan` gives to each GPU."""
-    from cdigen.topology.affinity import Link
+    from cdigen.scan.report import print_table, topo_report
 
     topology, prefix = _discover(root, example)
     _warn(topology.warnings, prefix)
-    report = topo_report(topology, Link[nic_affinity.value.upper()])
+    report = topo_report(topology, Affinity[nic_affinity.value.upper()])
     if as_json:
         import json
 
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
-        _print_table(report)
+        print_table(report)

@@ -76,9 +76,9 @@ def synthetic(domains: int = 10) -> str:
 
 
 def build_example(name: str, root: str) -> str:
-    from cdigen.errors import UsageError
+    from cdigen.errors import BadArgument
     from cdigen.examples import fakesys
 
     if name not in EXAMPLES:
-        raise UsageError(f"unknown example {name!r}; known: {', '.join(EXAMPLES)}")
+        raise BadArgument("example", f"{name!r} is unknown; known: {', '.join(EXAMPLES)}")
     return fakesys.build(EXAMPLES[name], root)

@@ -34,7 +34,6 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from cdigen.errors import UsageError
 
 GPU_IDS = {"h100": (0x2330, 0x030200, "NVIDIA H100 80GB HBM3"),
            "vga": (0x2684, 0x030000, "NVIDIA GeForce RTX 4090")}
@@ -45,6 +44,10 @@ UVM_MAJOR = 508
 # issmN = 231:64+N for N < 64; later ones get dynamic majors.
 DYN_UVERBS, DYN_UMAD, DYN_ISSM = 511, 510, 509
 RDMA_CM = (10, 58)
+
+
+class DescriptionError(ValueError):
+    """A topology description that cannot be parsed (a bug in an example or a test)."""
 
 
 @dataclass
@@ -80,13 +83,13 @@ def _parse_items(tokens: list[str], pos: int, line: str) -> tuple[list[Item], in
         item = Item(kind, {m.partition("=")[0]: m.partition("=")[2] for m in mods})
         if kind == "switch":
             if pos >= len(tokens) or tokens[pos] != "(":
-                raise UsageError(f"topology description: 'switch' needs '(...)': {line!r}")
+                raise DescriptionError(f"topology description: 'switch' needs '(...)': {line!r}")
             item.children, pos = _parse_items(tokens, pos + 1, line)
             if pos >= len(tokens):
-                raise UsageError(f"topology description: unclosed '(': {line!r}")
+                raise DescriptionError(f"topology description: unclosed '(': {line!r}")
             pos += 1
         elif kind not in ("gpu", "ib", "roce", "eth"):
-            raise UsageError(f"topology description: unknown item {kind!r}: {line!r}")
+            raise DescriptionError(f"topology description: unknown item {kind!r}: {line!r}")
         items.append(item)
     return items, pos
 
@@ -103,11 +106,11 @@ def parse(text: str) -> Description:
             continue
         m = re.fullmatch(r"pci ([0-9a-f]{4}):([0-9a-f]{2}) numa=(-?\d+) (ports|bus):(.*)", line)
         if not m:
-            raise UsageError(f"topology description: cannot parse {line!r}")
+            raise DescriptionError(f"topology description: cannot parse {line!r}")
         tokens = m.group(5).replace("(", " ( ").replace(")", " ) ").split()
         items, pos = _parse_items(tokens, 0, line)
         if pos != len(tokens):
-            raise UsageError(f"topology description: unbalanced ')': {line!r}")
+            raise DescriptionError(f"topology description: unbalanced ')': {line!r}")
         desc.bridges.append(HostBridge(int(m.group(1), 16), int(m.group(2), 16), int(m.group(3)),
                                        m.group(4) == "bus", items))
     return desc

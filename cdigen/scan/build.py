@@ -10,14 +10,15 @@ applies those settings (design decision 2).
 
 from dataclasses import dataclass, field
 
-from cdigen import hookentry, netconf
-from cdigen.errors import NoGPU, UsageError
-from cdigen.topology.affinity import Link, assign
-from cdigen.topology.model import CharDev, Gpu, Nic, ScanWarning, Topology
+from cdigen import hookentry, netdev
+from cdigen.errors import BadArgument, NoGPU
+from cdigen.scan.affinity import Affinity, assign
+from cdigen.scan.model import CharDev, Gpu, Nic, ScanWarning, Topology
 
 DEFAULT_VENDOR = "cdigen.io"  # not nvidia.com: our devices carry NICs too, and must not collide with nvidia-ctk's
 DEFAULT_CLASS = "gpu"
 NAME_STRATEGIES = ("index", "uuid", "pci")
+FORMATS = ("yaml", "json")
 
 
 @dataclass
@@ -26,16 +27,11 @@ class BuildOptions:
     vendor: str = DEFAULT_VENDOR
     cls: str = DEFAULT_CLASS
     name_strategies: tuple[str, ...] = ("index",)
-    nic_affinity: Link = Link.PXB
+    nic_affinity: Affinity = Affinity.PXB
     # host interface -> {"name", "address", "mask", "mtu"} (any subset), from --netdev-config
     netdev_config: dict[str, dict] = field(default_factory=dict)
     netdev_config_path: str = "--netdev-config"  # named in warnings
     netdev_name: str | None = None  # container-name template, e.g. "net{index}"
-
-
-def usable_gpus(topo: Topology) -> list[Gpu]:
-    """GPUs that have a /dev/nvidiaN, by minor."""
-    return sorted((g for g in topo.gpus if g.minor is not None), key=lambda g: g.minor)
 
 
 def candidate_nics(topo: Topology) -> list[Nic]:
@@ -46,10 +42,10 @@ def candidate_nics(topo: Topology) -> list[Nic]:
     return [n for n in topo.nics if n.rdma and not n.is_vf]
 
 
-def assignment(topo: Topology, limit: Link = Link.PXB) -> dict[str, list[Nic]]:
+def assignment(topo: Topology, limit: Affinity = Affinity.PXB) -> dict[str, list[Nic]]:
     """{gpu bdf: [Nic, ...]} for every usable GPU (reference §3.3, design decision 7).
     Ties go by PCI order (not by minor, which changes when a driver is rebound)."""
-    gpus, nics = [g for g in topo.gpus if g.minor is not None], candidate_nics(topo)
+    gpus, nics = topo.usable_gpus, candidate_nics(topo)
     by_bdf = {n.bdf: n for n in nics}
     chosen = assign([topo.pci[g.bdf] for g in gpus], [topo.pci[n.bdf] for n in nics], limit,
                     topo.single_numa_node)
@@ -61,11 +57,11 @@ def check_name_template(template: str) -> str:
     two netdevs anywhere in the spec share a container name (CDI rejects duplicates within a
     device, and any combination of devices can be requested together); `{gpu}` is optional."""
     if "{index}" not in template:
-        raise UsageError(f"--netdev-name {template!r} must contain {{index}}")
+        raise BadArgument("netdev_name", f"{template!r} must contain {{index}}")
     try:
         template.format(index=0, gpu=0)
     except (KeyError, IndexError, ValueError) as e:
-        raise UsageError(f"--netdev-name {template!r}: only {{index}} and {{gpu}} may be used ({e})") from None
+        raise BadArgument("netdev_name", f"{template!r}: only {{index}} and {{gpu}} may be used ({e})") from None
     return template
 
 
@@ -74,9 +70,9 @@ def _node(c: CharDev) -> dict:
 
 
 def _netdev_settings(topo: Topology, chosen: dict[str, list[Nic]], gpus: list[Gpu],
-                     opts: BuildOptions, warnings: list[ScanWarning]) -> dict[str, netconf.NetdevConfig]:
-    """host interface -> its NetdevConfig, for every assigned netdev; names unique spec-wide."""
-    out: dict[str, netconf.NetdevConfig] = {}
+                     opts: BuildOptions, warnings: list[ScanWarning]) -> dict[str, netdev.NetdevSettings]:
+    """host interface -> its NetdevSettings, for every assigned netdev; names unique spec-wide."""
+    out: dict[str, netdev.NetdevSettings] = {}
     index = 0
     for gpu in gpus:
         for nic in chosen[gpu.bdf]:
@@ -85,18 +81,18 @@ def _netdev_settings(topo: Topology, chosen: dict[str, list[Nic]], gpus: list[Gp
                 mtu = nd.mtu
                 if mtu is not None:
                     try:
-                        netconf.check_mtu(mtu)
-                    except netconf.NetConfError as e:
+                        netdev.check_mtu(mtu)
+                    except netdev.NetdevError as e:
                         warnings.append(ScanWarning(f"/sys/class/net/{nd.name}/mtu", f"{e}; MTU not set"))
                         mtu = None
                 name = cfg.get("name")
                 if name is None:
                     name = opts.netdev_name.format(index=index, gpu=gpu.minor) if opts.netdev_name else nd.name
-                netconf.check_ifname(name, f"container name for {nd.name}", allow_template=True)
-                out[nd.name] = netconf.make(nd.name, name, cfg.get("address"), cfg.get("mask"),
+                netdev.check_ifname(name, f"container name for {nd.name}", allow_template=True)
+                out[nd.name] = netdev.make(nd.name, name, cfg.get("address"), cfg.get("mask"),
                                             cfg["mtu"] if cfg.get("mtu") is not None else mtu)
                 index += 1
-    netconf.check_unique_names(out.values())
+    netdev.check_unique_names(out.values())
     known = {nd.name for nic in topo.nics for nd in nic.netdevs}
     for host in sorted(opts.netdev_config):
         if host not in known:
@@ -108,7 +104,7 @@ def _netdev_settings(topo: Topology, chosen: dict[str, list[Nic]], gpus: list[Gp
     return out
 
 
-def _edits(nodes: list[CharDev], settings: list[netconf.NetdevConfig], hook_path: str) -> tuple[dict, dict]:
+def _edits(nodes: list[CharDev], settings: list[netdev.NetdevSettings], hook_path: str) -> tuple[dict, dict]:
     """(annotations, containerEdits) of one device."""
     seen, unique = set(), []
     for c in nodes:
@@ -120,7 +116,7 @@ def _edits(nodes: list[CharDev], settings: list[netconf.NetdevConfig], hook_path
     if settings:
         edits["netDevices"] = [{"hostInterfaceName": s.host, "name": s.container_name} for s in settings]
         edits["hooks"] = [hookentry.cdi_hook(hook_path, [s.to_arg() for s in settings])]
-        annotations = {netconf.annotation_key(s.host): s.to_text() for s in settings}
+        annotations = {netdev.annotation_key(s.host): s.to_text() for s in settings}
     return annotations, edits
 
 
@@ -136,15 +132,15 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
     """The CDI spec for `topo`, and warnings (about the options, not the host)."""
     from cdigen.cdi.spec import SpecError, check_class, check_device_name, check_vendor, minimum_version
 
-    try:
-        check_vendor(opts.vendor)
-        check_class(opts.cls)
-    except SpecError as e:
-        raise UsageError(f"--vendor/--class: {e}") from None
+    for argument, check, value in (("vendor", check_vendor, opts.vendor), ("class", check_class, opts.cls)):
+        try:
+            check(value)
+        except SpecError as e:
+            raise BadArgument(argument, str(e)) from None
     hookentry.check_hook_path(opts.hook_path)
     if opts.netdev_name is not None:
         check_name_template(opts.netdev_name)
-    gpus = usable_gpus(topo)
+    gpus = sorted(topo.usable_gpus, key=lambda g: g.minor)  # devices by /dev/nvidia minor
     if not gpus:
         without = [g.bdf for g in topo.gpus]
         raise NoGPU("no NVIDIA GPU with the nvidia driver bound" + (f" (found without: {', '.join(without)})"
@@ -169,7 +165,7 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
     devices = []
     for strategy in dict.fromkeys(opts.name_strategies):
         if strategy not in NAME_STRATEGIES:
-            raise UsageError(f"unknown device name strategy {strategy!r}; use {', '.join(NAME_STRATEGIES)}")
+            raise BadArgument("name_strategy", f"unknown {strategy!r}; use {', '.join(NAME_STRATEGIES)}")
         for gpu in gpus:
             name = {"index": f"gpu{gpu.minor}", "uuid": gpu.uuid, "pci": gpu.bdf}[strategy]
             if name is None:
@@ -200,65 +196,7 @@ def render(spec: dict, fmt: str = "yaml") -> bytes:
 
         return (json.dumps(spec, indent=2, ensure_ascii=False) + "\n").encode()
     if fmt == "yaml":
-        return render_yaml(spec).encode()
-    raise UsageError(f"unknown format {fmt!r}; use yaml or json")
+        from cdigen.cdi import goyaml
 
-
-def render_yaml(data) -> str:
-    """Block-style YAML through ruamel.yaml's emitter, fed events directly.
-
-    Skipping ruamel's representer/serializer keeps dict order, emits no anchors for shared
-    objects and is ~3x faster. A string is written plain only if both YAML 1.1 (the Go
-    loader's sigs.k8s.io/yaml) and YAML 1.2 would read it back as that string: "on",
-    "0000:13:00.0" (a YAML 1.1 sexagesimal float!) or "1.0" are quoted."""
-    import io
-
-    from ruamel.yaml import events as ev
-    from ruamel.yaml.emitter import Emitter
-    from ruamel.yaml.nodes import ScalarNode
-    from ruamel.yaml.resolver import VersionedResolver
-    from ruamel.yaml.tag import Tag
-
-    str_tag, int_tag = Tag(suffix="tag:yaml.org,2002:str"), Tag(suffix="tag:yaml.org,2002:int")
-    resolvers = (VersionedResolver(version=(1, 1)), VersionedResolver(version=(1, 2)))
-    plain_cache: dict[str, bool] = {}
-
-    def plain_ok(s: str) -> bool:
-        ok = plain_cache.get(s)
-        if ok is None:
-            ok = plain_cache[s] = bool(s) and all(
-                str(r.resolve(ScalarNode, s, (True, False))) == "tag:yaml.org,2002:str" for r in resolvers)
-        return ok
-
-    out: list = [ev.StreamStartEvent(), ev.DocumentStartEvent(explicit=False)]
-
-    def walk(o) -> None:
-        if isinstance(o, dict):
-            out.append(ev.MappingStartEvent(None, None, True, flow_style=False))
-            for k, v in o.items():
-                walk(k)
-                walk(v)
-            out.append(ev.MappingEndEvent())
-        elif isinstance(o, list):
-            out.append(ev.SequenceStartEvent(None, None, True, flow_style=False))
-            for v in o:
-                walk(v)
-            out.append(ev.SequenceEndEvent())
-        elif isinstance(o, int) and not isinstance(o, bool):
-            out.append(ev.ScalarEvent(None, int_tag, (True, False, True), str(o)))
-        elif isinstance(o, str):
-            if plain_ok(o):
-                out.append(ev.ScalarEvent(None, str_tag, (True, True, True), o))
-            else:
-                out.append(ev.ScalarEvent(None, str_tag, (False, True, True), o, style='"'))
-        else:
-            raise TypeError(f"cannot render {type(o).__name__} as YAML")
-
-    walk(data)
-    out += [ev.DocumentEndEvent(explicit=False), ev.StreamEndEvent()]
-    stream = io.StringIO()
-    emitter = Emitter(stream, width=4096, allow_unicode=True)
-    emitter.best_sequence_indent, emitter.sequence_dash_offset = 4, 2
-    for e in out:
-        emitter.emit(e)
-    return stream.getvalue()
+        return goyaml.render(spec).encode()
+    raise BadArgument("format", f"unknown {fmt!r}; use {' or '.join(FORMATS)}")

@@ -10,7 +10,7 @@ realpath) and a handful of small reads; no subprocesses.
 import os
 import re
 
-from cdigen.topology.model import (NVIDIA_MAJOR, NVIDIA_VENDOR, CharDev, Gpu, Netdev, Nic,
+from cdigen.scan.model import (NVIDIA_MAJOR, NVIDIA_VENDOR, CharDev, Gpu, Netdev, Nic,
                                    PciFunction, RdmaDevice, ScanWarning, Topology)
 
 _BDF = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
@@ -282,13 +282,26 @@ def _numa_nodes(r: _Reader) -> tuple[int, ...] | None:
     return tuple(nodes)
 
 
+def discover_example(name: str) -> Topology:
+    """The topology of an example shipped with cdigen, built into a throw-away tree first."""
+    import tempfile
+
+    from cdigen.examples import build_example
+
+    # ~1000 small files: in memory where possible (20 ms, vs 0.5 s on disk here).
+    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="cdigen-example-", dir=shm) as tmp:
+        build_example(name, tmp)
+        return discover(tmp)
+
+
 def discover(root: str = "/") -> Topology:
     """Everything cdigen needs about the host below `root`. Never raises for bad files."""
     r = _Reader(root)
     pci = _pci(r)
     topo = Topology(pci=pci, numa_nodes=_numa_nodes(r))
     topo.gpus = _gpus(r, pci)
-    if any(g.minor is not None for g in topo.gpus):
+    if topo.usable_gpus:
         topo.control = _control(r)
     netdevs = _netdevs(r, pci)
     rdma = _rdma(r, pci)

@@ -1,7 +1,7 @@
 """Network-device settings: the one place that parses, validates and formats them.
 
 A netdev setting is "host interface -> container name, address, mask, MTU". It travels in
-three shapes, all produced and read here (design.md decision 2):
+three shapes, all produced and read here (docs/netdev.md, "Where the settings travel"):
 
 * CDI device annotation  ``netdev.cdigen.io/<hostif>: "name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=9000"``
 * CDI hook argument       ``--netdev <hostif>=name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=9000``
@@ -26,12 +26,16 @@ MTU_MAX = 65535
 _KEYS = ("name", "address", "mask", "mtu")
 
 
-class NetConfError(InvalidInput):
+class NetdevError(InvalidInput):
     """A netdev setting that the kernel or the OCI/CDI specs would reject."""
 
 
+class DuplicateHost(NetdevError):
+    """One host interface given two settings where only one may be."""
+
+
 @dataclass(frozen=True)
-class NetdevConfig:
+class NetdevSettings:
     host: str  # host interface name (key of linux.netDevices)
     name: str | None = None  # name inside the container; None = keep the host name
     address: str | None = None  # IPv4 or IPv6 address, without prefix
@@ -58,7 +62,7 @@ class NetdevConfig:
             return ".".join(str((bits >> s) & 0xFF) for s in (24, 16, 8, 0))
         return str(self.prefixlen)
 
-    def merged(self, override: "NetdevConfig") -> "NetdevConfig":
+    def merged(self, override: "NetdevSettings") -> "NetdevSettings":
         """This setting with every field that `override` sets taken from it."""
         fields = {k: getattr(override, k) for k in ("name", "mtu") if getattr(override, k) is not None}
         if override.address is not None:
@@ -101,21 +105,21 @@ def check_ifname(name: object, what: str = "interface name", allow_template: boo
     """Kernel rules (net/core/dev.c dev_valid_name): 1-15 bytes, not '.'/'..', no '/', ':'
     or whitespace (the kernel's isspace includes 0xA0). One '%d' only where allowed."""
     if not isinstance(name, str):
-        raise NetConfError(f"{what} must be a string, got {type(name).__name__}")
+        raise NetdevError(f"{what} must be a string, got {type(name).__name__}")
     raw = name.encode("utf-8", "surrogateescape")
     if not raw:
-        raise NetConfError(f"{what} is empty")
+        raise NetdevError(f"{what} is empty")
     if len(raw) >= IFNAMSIZ:
-        raise NetConfError(f"{what} {name!r} is longer than 15 bytes")
+        raise NetdevError(f"{what} {name!r} is longer than 15 bytes")
     if name in (".", ".."):
-        raise NetConfError(f"{what} {name!r} is not allowed")
+        raise NetdevError(f"{what} {name!r} is not allowed")
     for ch in name:
         # ',' and '=' are legal for the kernel but delimit cdigen's text form; no real NIC uses them.
         if ch in "/:,=" or ch.isspace() or ch in "\xa0\x00":
-            raise NetConfError(f"{what} {name!r} contains {ch!r}")
+            raise NetdevError(f"{what} {name!r} contains {ch!r}")
     if "%" in name:
         if not allow_template or name.count("%") != 1 or name.count("%d") != 1:
-            raise NetConfError(f"{what} {name!r}: only one '%d' template is allowed" if allow_template
+            raise NetdevError(f"{what} {name!r}: only one '%d' template is allowed" if allow_template
                                else f"{what} {name!r} contains '%'")
     return name
 
@@ -127,7 +131,7 @@ def _parse_ip(text: str) -> tuple[str, int]:
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
-        raise NetConfError(f"invalid IP address {text!r}") from None
+        raise NetdevError(f"invalid IP address {text!r}") from None
     return str(ip), ip.version
 
 
@@ -137,7 +141,7 @@ def _mask_to_prefixlen(mask: str, family: int) -> int:
     if text.isdigit():
         n = int(text)
         if n > bits_total:
-            raise NetConfError(f"mask /{n} is too long for IPv{family}")
+            raise NetdevError(f"mask /{n} is too long for IPv{family}")
         return n
     import ipaddress
 
@@ -145,30 +149,30 @@ def _mask_to_prefixlen(mask: str, family: int) -> int:
         value = int(ipaddress.ip_address(text))
         fam = ipaddress.ip_address(text).version
     except ValueError:
-        raise NetConfError(f"invalid mask {text!r}") from None
+        raise NetdevError(f"invalid mask {text!r}") from None
     if fam != family:
-        raise NetConfError(f"mask {text!r} is not an IPv{family} mask")
+        raise NetdevError(f"mask {text!r} is not an IPv{family} mask")
     n = bin(value).count("1")
     if value != ((1 << bits_total) - 1) ^ ((1 << (bits_total - n)) - 1):
-        raise NetConfError(f"mask {text!r} is not contiguous")
+        raise NetdevError(f"mask {text!r} is not contiguous")
     return n
 
 
 def check_mtu(mtu: object, family: int | None = None) -> int:
     if isinstance(mtu, bool) or not isinstance(mtu, (int, str)):
-        raise NetConfError(f"MTU must be an integer, got {mtu!r}")
+        raise NetdevError(f"MTU must be an integer, got {mtu!r}")
     if isinstance(mtu, str):
         if not mtu.strip().isdigit():
-            raise NetConfError(f"MTU must be an integer, got {mtu!r}")
+            raise NetdevError(f"MTU must be an integer, got {mtu!r}")
         mtu = int(mtu)
     low = MTU_MIN_IPV6 if family == 6 else MTU_MIN_IPV4
     if not low <= mtu <= MTU_MAX:
         extra = " for IPv6" if family == 6 else ""
-        raise NetConfError(f"MTU {mtu} is outside {low}..{MTU_MAX}{extra}")
+        raise NetdevError(f"MTU {mtu} is outside {low}..{MTU_MAX}{extra}")
     return mtu
 
 
-def validate(cfg: NetdevConfig) -> NetdevConfig:
+def validate(cfg: NetdevSettings) -> NetdevSettings:
     check_ifname(cfg.host, "host interface name")
     if cfg.name is not None:
         check_ifname(cfg.name, f"container name for {cfg.host}", allow_template=True)
@@ -177,14 +181,14 @@ def validate(cfg: NetdevConfig) -> NetdevConfig:
     return cfg
 
 
-def make(host: str, name=None, address=None, mask=None, mtu=None) -> NetdevConfig:
+def make(host: str, name=None, address=None, mask=None, mtu=None) -> NetdevSettings:
     """Build and validate a setting from loose values (strings or ints).
 
     `address` may be CIDR ("192.0.2.10/24"); then `mask` must be absent or agree."""
     prefixlen = None
     if address is not None:
         if not isinstance(address, str):
-            raise NetConfError(f"{host}: address must be a string, got {address!r}")
+            raise NetdevError(f"{host}: address must be a string, got {address!r}")
         addr_text, _, plen_text = address.partition("/")
         address, family = _parse_ip(addr_text.strip())
         if plen_text:
@@ -192,60 +196,77 @@ def make(host: str, name=None, address=None, mask=None, mtu=None) -> NetdevConfi
         if mask is not None:
             from_mask = _mask_to_prefixlen(str(mask), family)
             if prefixlen is not None and prefixlen != from_mask:
-                raise NetConfError(f"{host}: address {addr_text}/{plen_text} and mask {mask} disagree")
+                raise NetdevError(f"{host}: address {addr_text}/{plen_text} and mask {mask} disagree")
             prefixlen = from_mask
         if prefixlen is None:
             prefixlen = 32 if family == 4 else 128
     elif mask is not None:
-        raise NetConfError(f"{host}: a mask needs an address")
-    return validate(NetdevConfig(host=host, name=name, address=address, prefixlen=prefixlen,
+        raise NetdevError(f"{host}: a mask needs an address")
+    return validate(NetdevSettings(host=host, name=name, address=address, prefixlen=prefixlen,
                                  mtu=check_mtu(mtu) if mtu is not None else None))
 
 
 # ---------------------------------------------------------------------------- text forms
 
 
-def parse_text(host: str, text: str) -> NetdevConfig:
+def parse_text(host: str, text: str) -> NetdevSettings:
     """Parse ``name=net0,address=192.0.2.10/24,mtu=9000`` (any subset, any order)."""
     fields: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
         key = key.strip()
         if not sep or key not in _KEYS:
-            raise NetConfError(f"{host}: expected name=, address=, mask= or mtu=, got {part!r}")
+            raise NetdevError(f"{host}: expected name=, address=, mask= or mtu=, got {part!r}")
         if key in fields:
-            raise NetConfError(f"{host}: {key}= given twice")
+            raise NetdevError(f"{host}: {key}= given twice")
         fields[key] = value.strip()
     return make(host, **fields)
 
 
-def parse_arg(arg: str) -> NetdevConfig:
+def parse_arg(arg: str) -> NetdevSettings:
     """Parse ``HOSTIF=name=net0,address=192.0.2.10/24,mtu=9000`` (``HOSTIF`` alone is allowed)."""
     host, _, rest = arg.partition("=")
     check_ifname(host.strip(), "host interface name")
     return parse_text(host.strip(), rest)
 
 
-def from_oci(host: str, entry: object) -> NetdevConfig:
+def from_oci(host: str, entry: object) -> NetdevSettings:
     """Read a linux.netDevices entry (extra keys address/mask/mtu are cdigen's)."""
     if entry is None:
         entry = {}
     if not isinstance(entry, dict):
-        raise NetConfError(f"linux.netDevices[{host!r}] must be an object")
+        raise NetdevError(f"linux.netDevices[{host!r}] must be an object")
     return make(host, entry.get("name"), entry.get("address"), entry.get("mask"), entry.get("mtu"))
+
+
+def names_from_oci(host: str, entry: object) -> NetdevSettings:
+    """Only the host and container name of a linux.netDevices entry, every other key ignored
+    (for entries cdigen does not configure now but must not collide with or strand)."""
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return NetdevSettings(host=host, name=name if isinstance(name, str) and name else None)
 
 
 def annotation_key(host: str) -> str:
     return ANNOTATION_PREFIX + host
 
 
-def from_annotations(annotations: dict | None) -> dict[str, NetdevConfig]:
+def from_annotations(annotations: dict | None) -> dict[str, NetdevSettings]:
     """All netdev settings found in CDI device annotations, by host interface."""
-    out: dict[str, NetdevConfig] = {}
+    out: dict[str, NetdevSettings] = {}
     for key, value in (annotations or {}).items():
         if isinstance(key, str) and key.startswith(ANNOTATION_PREFIX):
             host = key[len(ANNOTATION_PREFIX):]
             out[host] = parse_text(host, str(value))
+    return out
+
+
+def by_host(settings) -> dict[str, NetdevSettings]:
+    """{host: settings}; DuplicateHost when one host interface is given twice."""
+    out: dict[str, NetdevSettings] = {}
+    for cfg in settings:
+        if cfg.host in out:
+            raise DuplicateHost(f"{cfg.host} given twice")
+        out[cfg.host] = cfg
     return out
 
 
@@ -257,5 +278,5 @@ def check_unique_names(configs) -> None:
         if "%" in name:
             continue  # the kernel picks a free name
         if name in seen and seen[name] != cfg.host:
-            raise NetConfError(f"host interfaces {seen[name]} and {cfg.host} both map to container name {name}")
+            raise NetdevError(f"host interfaces {seen[name]} and {cfg.host} both map to container name {name}")
         seen[name] = cfg.host

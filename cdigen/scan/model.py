@@ -94,10 +94,13 @@ class Nic:
 
     @property
     def label(self) -> str:
-        """How operators name it: the RDMA device (as nvidia-smi's NIC legend), else the netdev."""
-        if self.rdma:
-            return ",".join(r.name for r in self.rdma)
-        return ",".join(n.name for n in self.netdevs) or self.bdf
+        return nic_label([r.name for r in self.rdma], [n.name for n in self.netdevs], self.bdf)
+
+
+def nic_label(rdma: list[str], netdevs: list[str], bdf: str) -> str:
+    """How operators name a NIC: its RDMA devices (as nvidia-smi's NIC legend), else its
+    netdevs, else its PCI address."""
+    return ",".join(rdma) or ",".join(netdevs) or bdf
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,11 @@ class Topology:
     rdma_cm: CharDev | None = None
     numa_nodes: tuple[int, ...] | None = None  # /sys/devices/system/node/online; None: unknown
     warnings: list[ScanWarning] = field(default_factory=list)
+
+    @property
+    def usable_gpus(self) -> list[Gpu]:
+        """GPUs that a container can be given: those with a /dev/nvidiaN (PCI order)."""
+        return [g for g in self.gpus if g.minor is not None]
 
     @property
     def single_numa_node(self) -> bool:

@@ -8,10 +8,10 @@ NUMA nodes.
 
 from enum import IntEnum
 
-from cdigen.topology.model import PciFunction
+from cdigen.scan.model import PciFunction
 
 
-class Link(IntEnum):
+class Affinity(IntEnum):
     X = 0
     PIX = 1
     PXB = 2
@@ -30,17 +30,17 @@ LEGEND = (
 )
 
 
-def classify(a: PciFunction, b: PciFunction, single_numa_node: bool = False) -> Link:
+def classify(a: PciFunction, b: PciFunction, single_numa_node: bool = False) -> Affinity:
     """The class of the path between two PCI functions.
 
     `single_numa_node`: the host has one NUMA node, so an unknown node (-1) is that node.
     With several nodes an unknown one is never "the same" (SYS: the conservative answer)."""
     if a.bdf == b.bdf:
-        return Link.X
+        return Affinity.X
     if a.root != b.root:
         na, nb = (0 if n < 0 else n for n in (a.numa_node, b.numa_node)) if single_numa_node \
             else (a.numa_node, b.numa_node)
-        return Link.NODE if na == nb and na >= 0 else Link.SYS
+        return Affinity.NODE if na == nb and na >= 0 else Affinity.SYS
     sa, sb = a.switches, b.switches
     common = 0
     for x, y in zip(sa, sb):
@@ -48,12 +48,12 @@ def classify(a: PciFunction, b: PciFunction, single_numa_node: bool = False) -> 
             break
         common += 1
     if common == 0:
-        return Link.PHB  # they meet only at the root complex
+        return Affinity.PHB  # they meet only at the root complex
     below = (len(sa) - common) + (len(sb) - common)  # switches under the common one
-    return Link.PIX if below == 0 else Link.PXB
+    return Affinity.PIX if below == 0 else Affinity.PXB
 
 
-def assign(gpus: list[PciFunction], nics: list[PciFunction], limit: Link = Link.PXB,
+def assign(gpus: list[PciFunction], nics: list[PciFunction], limit: Affinity = Affinity.PXB,
            single_numa_node: bool = False) -> dict[str, list[str]]:
     """Give each NIC to at most one GPU: nearest first, balanced, deterministic.
 
@@ -67,7 +67,7 @@ def assign(gpus: list[PciFunction], nics: list[PciFunction], limit: Link = Link.
     for gi, g in enumerate(gpus):
         for ni, n in enumerate(nics):
             link = classify(g, n, single_numa_node)
-            if link <= limit and link != Link.X:
+            if link <= limit and link != Affinity.X:
                 pairs.append((link, gi, ni))
     pairs.sort()
     taken: set[int] = set()

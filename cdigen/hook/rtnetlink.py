@@ -206,7 +206,7 @@ def open_netns(path: str) -> int:
 # ---------------------------------------------------------------------------- the client
 
 
-class RtNetlink:
+class RtnetlinkClient:
     """One NETLINK_ROUTE socket, bound to one network namespace."""
 
     def __init__(self, netns_path: str | None = None):

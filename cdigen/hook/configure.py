@@ -1,147 +1,27 @@
-"""`cdigen hook`: the OCI createRuntime hook that puts netdevs into the container's netns.
+"""The hook's side effects: put netdevs into the container's network namespace, or none.
 
-A runtime runs it at every container creation (design.md decisions 2, 5, 6), so it is
-dispatched by cdigen/entry.py without typer, parses its arguments by hand and imports only
-json, the netconf contract and cdigen.netns.
-
-Steps: read the OCI state on stdin, load BUNDLE/config.json, decide which interfaces to
-configure and how (`plan`, pure), find the container's netns (`target_netns`, pure), then
-`configure`: locate every interface first (in the runtime's netns: this hook moves it, as
+`configure` locates every interface first (in the runtime's netns: this hook moves it, as
 runc < 1.4 does not; else already in the container under its container name: runc >= 1.4
-moved it), check names and MTU bounds, then move+rename, set MTU, add the address, bring it up.
-On any failure every interface of this run that is in the container's netns goes back to the
-runtime's netns under its host name and MTU (a veth or macvlan left there dies with the
-container), and one line names the interface and the reason (exit 1: the runtime aborts).
+moved it), checks names and MTU bounds, then moves+renames, sets the MTU, adds the address and
+brings it up. On any failure every interface of this run that is in the container's netns goes
+back to the runtime's netns under its host name and MTU (a veth or macvlan left there dies with
+the container), and the error names the interface and the reason. docs/netdev.md, "Lifecycle".
 """
 
 import os
-import sys
 from dataclasses import dataclass
 
-from cdigen import netconf
-from cdigen.errors import CdigenError, InvalidInput, UsageError
-from cdigen.netconf import NetConfError, NetdevConfig
-
-USAGE = """\
-usage: cdigen hook [--netdev HOSTIF=name=NAME,address=ADDR,mask=MASK,mtu=MTU]...
-
-OCI createRuntime hook: reads the container state (JSON) on stdin, loads BUNDLE/config.json
-and moves each host interface into the container's network namespace, renamed, with its
-address, mask and MTU, and up. Undoes everything on failure (exit 1).
-
-Interfaces: those named by --netdev, else every key of config.json linux.netDevices.
-Settings: the linux.netDevices entry's keys (name, address, mask, mtu) where present, else
-the --netdev value's. The address may be CIDR (address=192.0.2.10/24) instead of a mask.
-
-options:
-  --netdev HOSTIF=SETTINGS  an interface and its settings (repeatable)
-  -h, --help                show this message and exit
-"""
-
-
-# ---------------------------------------------------------------------------- inputs (pure)
-
-
-def parse_args(argv: list[str]) -> list[NetdevConfig] | None:
-    """The --netdev settings in argument order; None when help was asked for."""
-    out: dict[str, NetdevConfig] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg in ("-h", "--help"):
-            return None
-        if arg == "--netdev":
-            if i + 1 >= len(argv):
-                raise UsageError("hook: --netdev needs a value HOSTIF=name=..,address=..,mask=..,mtu=..")
-            value, i = argv[i + 1], i + 2
-        elif arg.startswith("--netdev="):
-            value, i = arg[len("--netdev="):], i + 1
-        else:
-            raise UsageError(f"hook: unexpected argument {arg!r} (see cdigen hook --help)")
-        try:
-            cfg = netconf.parse_arg(value)
-        except NetConfError as e:
-            raise UsageError(f"hook: --netdev {value!r}: {e}") from None
-        if cfg.host in out:
-            raise UsageError(f"hook: --netdev {cfg.host} given twice")
-        out[cfg.host] = cfg
-    return list(out.values())
-
-
-def load_config(bundle: str) -> dict:
-    from cdigen.oci.bundle import read_config  # the same checks as `cdigen apply`
-
-    return read_config(os.path.join(bundle, "config.json"))[1]
-
-
-def _linux(config: dict) -> dict:
-    linux = config.get("linux")
-    if linux is None:
-        return {}
-    if not isinstance(linux, dict):
-        raise InvalidInput("config.json: 'linux' must be an object")
-    return linux
-
-
-def net_devices(config: dict) -> dict:
-    devices = _linux(config).get("netDevices")
-    if devices is None:
-        return {}
-    if not isinstance(devices, dict):
-        raise InvalidInput("config.json: linux.netDevices must be an object")
-    return devices
-
-
-def plan(config: dict, args: list[NetdevConfig]) -> list[NetdevConfig]:
-    """What to configure: the --netdev interfaces, else every linux.netDevices key; each with
-    the config.json entry's keys winning over the --netdev value's (apply's overrides land
-    in config.json; other CDI injectors write only `name` there)."""
-    devices = net_devices(config)
-    by_arg = {cfg.host: cfg for cfg in args}
-    hosts = list(by_arg) if by_arg else list(devices)
-    out = []
-    for host in hosts:
-        try:
-            cfg = by_arg.get(host) or netconf.make(host)
-            if host in devices:
-                cfg = cfg.merged(netconf.from_oci(host, devices[host]))
-        except NetConfError as e:
-            raise InvalidInput(f"config.json: linux.netDevices[{host!r}]: {e}") from None
-        out.append(cfg)
-    try:
-        netconf.check_unique_names(out)
-    except NetConfError as e:
-        raise InvalidInput(f"hook: {e}") from None
-    return out
-
-
-def target_netns(config: dict, pid: int | None) -> str:
-    """The container's netns file: linux.namespaces' network `path`, else /proc/PID/ns/net."""
-    namespaces = _linux(config).get("namespaces") or []
-    if not isinstance(namespaces, list):
-        raise InvalidInput("config.json: linux.namespaces must be a list")
-    network = [ns for ns in namespaces if isinstance(ns, dict) and ns.get("type") == "network"]
-    if not network:
-        raise InvalidInput("config.json: the container has no network namespace of its own "
-                           "(no 'network' entry in linux.namespaces), so no netdev can be moved into it")
-    path = network[0].get("path")
-    if path:
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise InvalidInput(f"config.json: network namespace path must be absolute, got {path!r}")
-        return path
-    if pid is None:
-        raise InvalidInput("OCI state on stdin has no pid, and config.json names no network namespace path")
-    return f"/proc/{pid}/ns/net"
-
-
-# ---------------------------------------------------------------------------- side effects
+from cdigen import netdev
+from cdigen.errors import CdigenError, InvalidInput
+from cdigen.hook.plan import listed_names, target_netns
+from cdigen.netdev import NetdevSettings
 
 
 @dataclass
 class _Placed:
     """An interface that is, or may now be, in the container's netns: what rollback needs."""
 
-    cfg: NetdevConfig
+    cfg: NetdevSettings
     index: int  # its ifindex where last seen (the kernel keeps it across a move when free)
     mac: bytes  # identity check: never move back a device that is not this one
     restore_mtu: int | None  # MTU before this hook changed it
@@ -167,16 +47,16 @@ def _find_in_target(target, placed: _Placed):
     return next((link for link in target.links() if _is(link, placed)), None)
 
 
-def _mtu_problem(cfg: NetdevConfig, link) -> str | None:
+def _mtu_problem(cfg: NetdevSettings, link) -> str | None:
     low = link.min_mtu or 0
-    high = link.max_mtu or netconf.MTU_MAX
+    high = link.max_mtu or netdev.MTU_MAX
     if cfg.mtu is not None and not low <= cfg.mtu <= high:
         side = "above the device maximum" if cfg.mtu > high else "below the device minimum"
         return f"{cfg.host}: MTU {cfg.mtu} is {side} (min MTU {low}, max MTU {high})"
     return None
 
 
-def _locate(host, target, wanted: list[NetdevConfig], placed: list[_Placed]) -> list[tuple]:
+def _locate(host, target, wanted: list[NetdevSettings], placed: list[_Placed]) -> list[tuple]:
     """(cfg, link, in_target) for every interface, checked; only then does anything move.
 
     Interfaces the runtime already moved go into `placed` before any check can fail, so that
@@ -206,7 +86,7 @@ def _locate(host, target, wanted: list[NetdevConfig], placed: list[_Placed]) -> 
     return found
 
 
-def _configure_one(host, target, target_fd: int, cfg: NetdevConfig, link, in_target: bool,
+def _configure_one(host, target, target_fd: int, cfg: NetdevSettings, link, in_target: bool,
                    placed: list[_Placed]) -> None:
     if not in_target:
         record = _Placed(cfg, link.index, link.mac, restore_mtu=link.mtu, restore_up=link.up)
@@ -254,19 +134,19 @@ class _Namespaces:
     """Netlink sockets and netns fds for the hook's own netns and the container's."""
 
     def __init__(self, target_path: str):
-        from cdigen import netns
+        from cdigen.hook import rtnetlink
 
-        own = netns.own_netns_path()
-        if netns.netns_id(target_path) == netns.netns_id(own):
+        own = rtnetlink.own_netns_path()
+        if rtnetlink.netns_id(target_path) == rtnetlink.netns_id(own):
             raise InvalidInput(f"the container's network namespace ({target_path}) is the hook's own: cdigen "
                                "hook must run as a createRuntime hook of a container with its own network namespace")
         self._fds: list[int] = []
         self._socks: list = []
         try:
-            self.host_fd = self._fd(netns.open_netns(own))
-            self.target_fd = self._fd(netns.open_netns(target_path))
-            self.host = self._sock(netns.RtNetlink())
-            self.target = self._sock(netns.RtNetlink(target_path))
+            self.host_fd = self._fd(rtnetlink.open_netns(own))
+            self.target_fd = self._fd(rtnetlink.open_netns(target_path))
+            self.host = self._sock(rtnetlink.RtnetlinkClient())
+            self.target = self._sock(rtnetlink.RtnetlinkClient(target_path))
         except BaseException:
             self.close()
             raise
@@ -296,7 +176,7 @@ class _Namespaces:
             os.close(fd)
 
 
-def configure(wanted: list[NetdevConfig], target_path: str, others: list[NetdevConfig] = ()) -> None:
+def configure(wanted: list[NetdevSettings], target_path: str, others: list[NetdevSettings] = ()) -> None:
     """Put every wanted interface into the netns at `target_path`, or none of them.
 
     `others`: the rest of config.json's linux.netDevices (host and container names). On
@@ -317,7 +197,7 @@ def configure(wanted: list[NetdevConfig], target_path: str, others: list[NetdevC
         spaces.close()
 
 
-def _moved_by_others(spaces: "_Namespaces", listed: list[NetdevConfig]) -> list[_Placed]:
+def _moved_by_others(spaces: "_Namespaces", listed: list[NetdevSettings]) -> list[_Placed]:
     """Listed interfaces that something else moved into the container: absent from the host
     under their host name, present in the container under their container name."""
     placed = []
@@ -333,21 +213,7 @@ def _moved_by_others(spaces: "_Namespaces", listed: list[NetdevConfig]) -> list[
     return placed
 
 
-def _listed_names(config: dict, args: list[NetdevConfig]) -> list[NetdevConfig]:
-    """Host and container names of the listed interfaces, ignoring every other setting."""
-    devices = net_devices(config)
-    out = []
-    for host in [cfg.host for cfg in args] or list(devices):
-        entry = devices.get(host)
-        name = entry.get("name") if isinstance(entry, dict) else None
-        try:
-            out.append(netconf.make(host, name if isinstance(name, str) and name else None))
-        except NetConfError:
-            continue
-    return out
-
-
-def return_runtime_moved(config: dict, args: list[NetdevConfig], pid: int | None, error: CdigenError) -> CdigenError:
+def return_runtime_moved(config: dict, args: list[NetdevSettings], pid: int | None, error: CdigenError) -> CdigenError:
     """Invalid settings, so nothing is configured, but runc >= 1.4 may have moved the listed
     interfaces already and the container is about to be aborted: send them back (best effort),
     and return the error to raise."""
@@ -356,35 +222,9 @@ def return_runtime_moved(config: dict, args: list[NetdevConfig], pid: int | None
     except CdigenError:
         return error
     try:
-        placed = _moved_by_others(spaces, _listed_names(config, args))
+        placed = _moved_by_others(spaces, listed_names(config, args))
         return spaces.rollback(placed, error) if placed else error
     except CdigenError:
         return error
     finally:
         spaces.close()
-
-
-# ---------------------------------------------------------------------------- entry
-
-
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    if args is None:
-        sys.stdout.write(USAGE)
-        return 0
-    if sys.stdin is None or sys.stdin.isatty():
-        raise UsageError("hook: reads the OCI container state on stdin; a container runtime runs it as a createRuntime hook")
-    from cdigen.oci.hookstate import parse_state
-
-    state = parse_state(sys.stdin.buffer.read())
-    config = load_config(state.bundle)
-    try:
-        wanted = plan(config, args)
-    except InvalidInput as e:
-        raise return_runtime_moved(config, args, state.pid, e) from None
-    if not wanted:
-        return 0  # no netdevs: nothing to do, not even a netns to open
-    mine = {cfg.host for cfg in wanted}
-    others = [cfg for cfg in _listed_names(config, []) if cfg.host not in mine]
-    configure(wanted, target_netns(config, state.pid), others)
-    return 0

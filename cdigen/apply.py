@@ -1,0 +1,79 @@
+"""Stage 2, `cdigen apply`: inject CDI devices into an OCI bundle's config.json.
+
+resolve (which devices: config.json's `cdi.k8s.io/*` annotations, then the caller's) ->
+load (only spec files that can define those kinds) -> merge their edits and the caller's netdev
+overrides (`cdigen.cdi.edits`) -> compute the RFC 6902 patch -> write config.json atomically.
+Everything from reading config.json to replacing it happens under the bundle lock; when
+nothing changes nothing is written, so a second identical apply leaves the file
+byte-identical.
+
+Runs at every container creation: a plain function, no typer; jsonpatch and the spec loader
+are imported only when there is something to inject.
+"""
+
+from dataclasses import dataclass, field
+
+from cdigen import hookentry
+from cdigen.errors import BadArgument, CdigenError
+from cdigen.files import atomic_write, locked_dir
+from cdigen.netdev import NetdevSettings
+from cdigen.oci.config import config_path, read_config, serialise
+
+
+@dataclass
+class ApplyResult:
+    path: str  # config.json
+    old: bytes  # its bytes before
+    new: bytes  # its bytes after (== old when nothing changes)
+    patch: list = field(default_factory=list)  # the RFC 6902 operations
+    written: bool = False
+    devices: list[str] = field(default_factory=list)  # what was requested, in order
+
+
+def apply_devices(bundle: str, devices: list[str] = (), overrides: list[NetdevSettings] = (),
+                  spec_dirs: list[str] | None = None, hook: bool = True, hook_path: str | None = None,
+                  dry_run: bool = False) -> ApplyResult:
+    """Inject CDI devices into BUNDLE/config.json.
+
+    `devices`: qualified names, after those of the config's annotations; each once.
+    `overrides`: netdev settings that win over the specs' (one per host interface).
+    `hook`: add a `cdigen hook` createRuntime entry when the result has linux.netDevices.
+    Bad arguments raise BadArgument (2), bad files InvalidInput (3), a failed write
+    CdigenError (1); config.json is then untouched."""
+    from cdigen.cdi.spec import is_qualified_name
+
+    for name in devices:
+        if not is_qualified_name(name):
+            raise BadArgument("device", f"{name!r}: expected vendor/class=name")
+    if hook_path is not None:
+        hookentry.check_hook_path(hook_path)
+    path = config_path(bundle)
+    with locked_dir(bundle):
+        from cdigen.cdi import edits
+
+        raw, doc = read_config(path)
+        requested = list(dict.fromkeys(edits.requested_devices(doc) + list(devices)))
+        result = ApplyResult(path, raw, raw, devices=requested)
+        if not requested:
+            return result  # nothing asked for: nothing changes, not even the hook
+        import jsonpatch
+
+        from cdigen.cdi import load
+
+        registry = load.load_registry(spec_dirs or list(load.DEFAULT_SPEC_DIRS),
+                                      {load.kind_of(q) for q in requested})
+        merged = edits.merge_device_edits(load.resolve(registry, requested), overrides)
+        if hook and hook_path is None and (merged.netdevs or doc["linux"].get("netDevices")):
+            hook_path = hookentry.default_hook_path()
+        new_doc = edits.apply_edits(doc, merged, hook_path if hook else None)
+        patch = jsonpatch.make_patch(doc, new_doc)
+        result.patch = list(patch)
+        if result.patch:
+            patched = patch.apply(doc)
+            if patched != new_doc:  # jsonpatch's list diffs are clever; never write a surprise
+                raise CdigenError("internal error: the JSON patch does not reproduce the edits; nothing written")
+            result.new = serialise(patched, like=raw)
+            if not dry_run:
+                atomic_write(path, result.new)  # keeps the mode; exit 1 on failure
+                result.written = True
+    return result

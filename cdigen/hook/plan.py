@@ -1,0 +1,60 @@
+"""What the hook configures, decided from config.json and its own arguments (pure).
+
+Interfaces: those of `--netdev` (the hook entry's arguments), else every linux.netDevices key.
+Settings: the linux.netDevices entry's keys win over the arguments' (apply's overrides land in
+config.json; other CDI injectors write only `name` there). Target: the network namespace path
+of config.json, else /proc/PID/ns/net of the state's pid.
+"""
+
+from cdigen import netdev
+from cdigen.errors import InvalidInput
+from cdigen.netdev import NetdevError, NetdevSettings
+from cdigen.oci.config import net_devices
+
+
+def netdevs_to_configure(config: dict, args: list[NetdevSettings]) -> list[NetdevSettings]:
+    """What to configure: the --netdev interfaces, else every linux.netDevices key; each with
+    the config.json entry's keys winning over the --netdev value's (apply's overrides land
+    in config.json; other CDI injectors write only `name` there)."""
+    devices = net_devices(config)
+    by_arg = {cfg.host: cfg for cfg in args}
+    hosts = list(by_arg) if by_arg else list(devices)
+    out = []
+    for host in hosts:
+        try:
+            cfg = by_arg.get(host) or netdev.make(host)
+            if host in devices:
+                cfg = cfg.merged(netdev.from_oci(host, devices[host]))
+        except NetdevError as e:
+            raise InvalidInput(f"config.json: linux.netDevices[{host!r}]: {e}") from None
+        out.append(cfg)
+    try:
+        netdev.check_unique_names(out)
+    except NetdevError as e:
+        raise InvalidInput(f"hook: {e}") from None
+    return out
+
+
+def target_netns(config: dict, pid: int | None) -> str:
+    """The container's netns file: linux.namespaces' network `path`, else /proc/PID/ns/net."""
+    namespaces = config["linux"].get("namespaces") or []
+    if not isinstance(namespaces, list):
+        raise InvalidInput("config.json: linux.namespaces must be a list")
+    network = [ns for ns in namespaces if isinstance(ns, dict) and ns.get("type") == "network"]
+    if not network:
+        raise InvalidInput("config.json: the container has no network namespace of its own "
+                           "(no 'network' entry in linux.namespaces), so no netdev can be moved into it")
+    path = network[0].get("path")
+    if path:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidInput(f"config.json: network namespace path must be absolute, got {path!r}")
+        return path
+    if pid is None:
+        raise InvalidInput("OCI state on stdin has no pid, and config.json names no network namespace path")
+    return f"/proc/{pid}/ns/net"
+
+
+def listed_names(config: dict, args: list[NetdevSettings]) -> list[NetdevSettings]:
+    """Host and container names of the listed interfaces, ignoring every other setting."""
+    devices = net_devices(config)
+    return [netdev.names_from_oci(host, devices.get(host)) for host in [cfg.host for cfg in args] or list(devices)]
