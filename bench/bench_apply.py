@@ -22,7 +22,6 @@ usage: bench/bench_apply.py [--runs N] [--json FILE]
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -38,26 +37,43 @@ def gpu_device(i: int) -> dict:
     """One device shaped like `cdigen scan` output: GPU, DRM and RDMA nodes, a netdev with its
     settings in an annotation, and the `cdigen hook` createRuntime hook."""
     host, settings = f"ens{i}f0np0", f"name=net{i},address=192.0.2.{10 + i},mask=255.255.255.0,mtu=9000"
-    nodes = [("/dev/nvidia%d" % i, 195, i), ("/dev/dri/card%d" % i, 226, i), ("/dev/dri/renderD%d" % (128 + i), 226, 128 + i),
-             ("/dev/infiniband/uverbs%d" % i, 231, 192 + i), ("/dev/infiniband/umad%d" % i, 231, i),
-             ("/dev/infiniband/issm%d" % i, 231, 64 + i)]
+    nodes = [
+        (f"/dev/nvidia{i}", 195, i),
+        (f"/dev/dri/card{i}", 226, i),
+        (f"/dev/dri/renderD{128 + i}", 226, 128 + i),
+        (f"/dev/infiniband/uverbs{i}", 231, 192 + i),
+        (f"/dev/infiniband/umad{i}", 231, i),
+        (f"/dev/infiniband/issm{i}", 231, 64 + i),
+    ]
     return {
         "name": f"gpu{i}",
         "annotations": {f"netdev.cdigen.io/{host}": settings},
         "containerEdits": {
             "deviceNodes": [{"path": p, "type": "c", "major": ma, "minor": mi} for p, ma, mi in nodes],
             "netDevices": [{"hostInterfaceName": host, "name": f"net{i}"}],
-            "hooks": [{"hookName": "createRuntime", "path": HOOK_PATH,
-                       "args": ["cdigen", "hook", "--netdev", f"{host}={settings}"]}],
+            "hooks": [
+                {
+                    "hookName": "createRuntime",
+                    "path": HOOK_PATH,
+                    "args": ["cdigen", "hook", "--netdev", f"{host}={settings}"],
+                }
+            ],
         },
     }
 
 
 def spec(kind: str, count: int = 10) -> dict:
-    return {"cdiVersion": "1.1.0", "kind": kind,
-            "containerEdits": {"deviceNodes": [{"path": "/dev/nvidiactl", "type": "c", "major": 195, "minor": 255},
-                                               {"path": "/dev/nvidia-uvm", "type": "c", "major": 510, "minor": 0}]},
-            "devices": [gpu_device(i) for i in range(count)]}
+    return {
+        "cdiVersion": "1.1.0",
+        "kind": kind,
+        "containerEdits": {
+            "deviceNodes": [
+                {"path": "/dev/nvidiactl", "type": "c", "major": 195, "minor": 255},
+                {"path": "/dev/nvidia-uvm", "type": "c", "major": 510, "minor": 0},
+            ]
+        },
+        "devices": [gpu_device(i) for i in range(count)],
+    }
 
 
 def to_yaml(doc: dict) -> str:
@@ -106,7 +122,8 @@ def main() -> None:
         bundle = os.path.join(tmp, "bundle")
         os.makedirs(bundle)
         subprocess.run(["runc", "spec"], cwd=bundle, check=True)
-        pristine = open(os.path.join(bundle, "config.json"), "rb").read()
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            pristine = f.read()
 
         def restore():
             with open(os.path.join(bundle, "config.json"), "wb") as f:
@@ -118,19 +135,30 @@ def main() -> None:
             for others in (0, 99):
                 d = os.path.join(tmp, f"{fmt}-{others + 1}")
                 write_specs(d, fmt, others)
-                scenarios.append((f"apply, {fmt}, {others + 1} spec file{'s' * bool(others)}",
-                                  [PYTHON, "-m", "cdigen", "apply", bundle, "--spec-dir", d, "--hook-path", HOOK_PATH,
-                                   *devices]))
+                scenarios.append(
+                    (
+                        f"apply, {fmt}, {others + 1} spec file{'s' * bool(others)}",
+                        [PYTHON, "-m", "cdigen", "apply", bundle, "--spec-dir", d, "--hook-path", HOOK_PATH, *devices],
+                    )
+                )
         d1 = os.path.join(tmp, "yaml-1")
-        call = (f"from cdigen.apply import apply_devices; apply_devices({bundle!r}, "
-                f"[{KIND + '=gpu3'!r}, {KIND + '=gpu7'!r}], spec_dirs=[{d1!r}], hook_path={HOOK_PATH!r})")
+        call = (
+            f"from cdigen.apply import apply_devices; apply_devices({bundle!r}, "
+            f"[{KIND + '=gpu3'!r}, {KIND + '=gpu7'!r}], spec_dirs=[{d1!r}], hook_path={HOOK_PATH!r})"
+        )
         scenarios.append(("apply_devices only (no CLI), yaml, 1 spec file", [PYTHON, "-c", call]))
         scenarios.append(("typer floor: cdigen apply /nonexistent", [PYTHON, "-m", "cdigen", "apply", "/nonexistent"]))
         for name, cmd in scenarios:
             base = median_ms([PYTHON, "-I", "-S", "-c", "pass"], args.runs, env)
             ms = median_ms(cmd, args.runs, env, before=restore)
-            results["scenarios"].append({"name": name, "median_ms": round(ms, 1), "python_pass_ms": round(base, 1),
-                                         "ratio": round(ms / base, 1)})
+            results["scenarios"].append(
+                {
+                    "name": name,
+                    "median_ms": round(ms, 1),
+                    "python_pass_ms": round(base, 1),
+                    "ratio": round(ms / base, 1),
+                }
+            )
     print(f"python: {PYTHON}; YAML parser: {yaml_parser}; median of {args.runs} runs")
     print(f"{'scenario':52} {'median ms':>10} {'pass ms':>8} {'ratio':>6}")
     for r in results["scenarios"]:

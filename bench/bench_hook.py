@@ -50,17 +50,24 @@ class Scene:
         os.mkdir(self.bundle)
         sh("ip", "link", "add", self.end, "type", "veth", "peer", "name", self.peer)
         sh("ip", "netns", "add", self.ns)
-        config = {"linux": {"namespaces": [{"type": "network", "path": f"/var/run/netns/{self.ns}"}],
-                            "netDevices": {self.end: {"name": "net0", "address": "192.0.2.10",
-                                                      "mask": "255.255.255.0", "mtu": 9000}}}}
+        config = {
+            "linux": {
+                "namespaces": [{"type": "network", "path": f"/var/run/netns/{self.ns}"}],
+                "netDevices": {
+                    self.end: {"name": "net0", "address": "192.0.2.10", "mask": "255.255.255.0", "mtu": 9000}
+                },
+            }
+        }
         with open(os.path.join(self.bundle, "config.json"), "w") as f:
             json.dump(config, f)
-        self.state = json.dumps({"ociVersion": "1.0.2", "id": tag, "status": "creating",
-                                 "bundle": self.bundle}).encode()
+        self.state = json.dumps(
+            {"ociVersion": "1.0.2", "id": tag, "status": "creating", "bundle": self.bundle}
+        ).encode()
 
     def check(self) -> None:
-        out = subprocess.run(["ip", "-n", self.ns, "-j", "addr", "show", "net0"], capture_output=True,
-                             check=True).stdout
+        out = subprocess.run(
+            ["ip", "-n", self.ns, "-j", "addr", "show", "net0"], capture_output=True, check=True
+        ).stdout
         info = json.loads(out)[0]
         assert info["mtu"] == 9000 and "UP" in info["flags"], info
         assert any(a["local"] == "192.0.2.10" and a["prefixlen"] == 24 for a in info["addr_info"]), info
@@ -80,12 +87,16 @@ def iproute2_script(scene: Scene) -> list[str]:
     """The hook's work with `ip` processes (lookups in both namespaces, move+rename, mtu,
     address, up), as a subprocess-based hook would have to do it."""
     n = scene.ns
-    return ["sh", "-c", f"ip -d -j link show {scene.end} >/dev/null && "
-                        f"! ip -n {n} link show net0 2>/dev/null && "
-                        f"ip link set dev {scene.end} netns {n} name net0 && "
-                        f"ip -n {n} link set net0 mtu 9000 && "
-                        f"ip -n {n} addr add 192.0.2.10/24 dev net0 && "
-                        f"ip -n {n} link set net0 up"]
+    return [
+        "sh",
+        "-c",
+        f"ip -d -j link show {scene.end} >/dev/null && "
+        f"! ip -n {n} link show net0 2>/dev/null && "
+        f"ip link set dev {scene.end} netns {n} name net0 && "
+        f"ip -n {n} link set net0 mtu 9000 && "
+        f"ip -n {n} addr add 192.0.2.10/24 dev net0 && "
+        f"ip -n {n} link set net0 up",
+    ]
 
 
 def main() -> None:
@@ -94,6 +105,7 @@ def main() -> None:
     import compileall
 
     import cdigen
+
     compileall.compile_dir(os.path.dirname(cdigen.__file__), quiet=1)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21)
@@ -117,7 +129,8 @@ def main() -> None:
                 scene.teardown()
             if args.compare:
                 times["python -c 'from pyroute2.iproute.linux import IPRoute'"].append(
-                    timed([PYTHON, "-c", "from pyroute2.iproute.linux import IPRoute"]))
+                    timed([PYTHON, "-c", "from pyroute2.iproute.linux import IPRoute"])
+                )
                 scene = Scene(workdir)
                 try:
                     times["iproute2 subprocesses (same work)"].append(timed(iproute2_script(scene)))

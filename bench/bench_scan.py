@@ -33,6 +33,7 @@ def main() -> None:
     import compileall
 
     import cdigen
+
     compileall.compile_dir(os.path.dirname(cdigen.__file__), quiet=1)
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     py = sys.executable

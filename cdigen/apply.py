@@ -26,13 +26,18 @@ class ApplyResult:
     old: bytes  # its bytes before
     new: bytes  # its bytes after (== old when nothing changes)
     patch: list = field(default_factory=list)  # the RFC 6902 operations
-    written: bool = False
     devices: list[str] = field(default_factory=list)  # what was requested, in order
 
 
-def apply_devices(bundle: str, devices: list[str] = (), overrides: list[NetdevSettings] = (),
-                  spec_dirs: list[str] | None = None, hook: bool = True, hook_path: str | None = None,
-                  dry_run: bool = False) -> ApplyResult:
+def apply_devices(
+    bundle: str,
+    devices: list[str] = (),
+    overrides: list[NetdevSettings] = (),
+    spec_dirs: list[str] | None = None,
+    hook: bool = True,
+    hook_path: str | None = None,
+    dry_run: bool = False,
+) -> ApplyResult:
     """Inject CDI devices into BUNDLE/config.json.
 
     `devices`: qualified names, after those of the config's annotations; each once.
@@ -60,8 +65,7 @@ def apply_devices(bundle: str, devices: list[str] = (), overrides: list[NetdevSe
 
         from cdigen.cdi import load
 
-        registry = load.load_registry(spec_dirs or list(load.DEFAULT_SPEC_DIRS),
-                                      {load.kind_of(q) for q in requested})
+        registry = load.load_registry(spec_dirs or list(load.DEFAULT_SPEC_DIRS), {load.kind_of(q) for q in requested})
         merged = edits.merge_device_edits(load.resolve(registry, requested), overrides)
         if hook and hook_path is None and (merged.netdevs or doc["linux"].get("netDevices")):
             hook_path = hookentry.default_hook_path()
@@ -75,5 +79,4 @@ def apply_devices(bundle: str, devices: list[str] = (), overrides: list[NetdevSe
             result.new = serialise(patched, like=raw)
             if not dry_run:
                 atomic_write(path, result.new)  # keeps the mode; exit 1 on failure
-                result.written = True
     return result

@@ -54,5 +54,9 @@ def is_cdigen_hook(entry: object) -> bool:
     if not isinstance(entry, dict):
         return False
     args = entry.get("args") or []
-    return (isinstance(args, list) and len(args) >= 2 and args[1] == "hook"
-            and os.path.basename(str(entry.get("path", ""))) == "cdigen")
+    return (
+        isinstance(args, list)
+        and len(args) >= 2
+        and args[1] == "hook"
+        and os.path.basename(str(entry.get("path", ""))) == "cdigen"
+    )

@@ -117,10 +117,10 @@ def check_ifname(name: object, what: str = "interface name", allow_template: boo
         # ',' and '=' are legal for the kernel but delimit cdigen's text form; no real NIC uses them.
         if ch in "/:,=" or ch.isspace() or ch in "\xa0\x00":
             raise NetdevError(f"{what} {name!r} contains {ch!r}")
-    if "%" in name:
-        if not allow_template or name.count("%") != 1 or name.count("%d") != 1:
-            raise NetdevError(f"{what} {name!r}: only one '%d' template is allowed" if allow_template
-                               else f"{what} {name!r} contains '%'")
+    if "%" in name and (not allow_template or name.count("%") != 1 or name.count("%d") != 1):
+        raise NetdevError(
+            f"{what} {name!r}: only one '%d' template is allowed" if allow_template else f"{what} {name!r} contains '%'"
+        )
     return name
 
 
@@ -202,8 +202,11 @@ def make(host: str, name=None, address=None, mask=None, mtu=None) -> NetdevSetti
             prefixlen = 32 if family == 4 else 128
     elif mask is not None:
         raise NetdevError(f"{host}: a mask needs an address")
-    return validate(NetdevSettings(host=host, name=name, address=address, prefixlen=prefixlen,
-                                 mtu=check_mtu(mtu) if mtu is not None else None))
+    return validate(
+        NetdevSettings(
+            host=host, name=name, address=address, prefixlen=prefixlen, mtu=check_mtu(mtu) if mtu is not None else None
+        )
+    )
 
 
 # ---------------------------------------------------------------------------- text forms
@@ -255,7 +258,7 @@ def from_annotations(annotations: dict | None) -> dict[str, NetdevSettings]:
     out: dict[str, NetdevSettings] = {}
     for key, value in (annotations or {}).items():
         if isinstance(key, str) and key.startswith(ANNOTATION_PREFIX):
-            host = key[len(ANNOTATION_PREFIX):]
+            host = key[len(ANNOTATION_PREFIX) :]
             out[host] = parse_text(host, str(value))
     return out
 

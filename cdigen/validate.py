@@ -15,8 +15,7 @@ def registry_problems(registry: load.Registry) -> list[tuple[str, str]]:
     lint = {spec.path: spec_problems(spec.data) for spec in registry.specs}
     places = list(dict.fromkeys([*registry.errors, *registry.files]))
     places.sort(key=lambda p: registry.files.index(p) if p in registry.files else -1)
-    return [(where, message) for where in places
-            for message in registry.errors.get(where, []) + lint.get(where, [])]
+    return [(where, message) for where in places for message in registry.errors.get(where, []) + lint.get(where, [])]
 
 
 def validate_paths(paths: list[str] | None, spec_dirs: list[str]) -> tuple[load.Registry, list[tuple[str, str]]]:

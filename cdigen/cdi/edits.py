@@ -9,7 +9,7 @@ Where cdigen differs from the reference library, on purpose:
 * env: a key already in config.json is replaced in place (CDI HEAD, what users expect and
   what makes a second apply a no-op); v1.1.0 appended a second `KEY=` entry that getenv()
   would never see.
-* `linux.netDevices` entries carry cdigen's address/mask/mtu (design decision 2), two host
+* `linux.netDevices` entries carry cdigen's address/mask/mtu (docs/netdev.md), two host
   interfaces may not get one container name, and relative or `..` paths are rejected.
 * A config.json with a user namespace gets bind mounts unchanged (v1.1.0; HEAD adds idmap).
 """
@@ -129,8 +129,7 @@ def _parts(spec, devices: list) -> list[tuple[str, dict, dict]]:
     spec_annotations = spec.get("annotations") or {}
     parts = [("containerEdits", spec.get("containerEdits") or {}, spec_annotations)]
     for label, device in devices:
-        parts.append((label, device.get("containerEdits") or {},
-                      spec_annotations | (device.get("annotations") or {})))
+        parts.append((label, device.get("containerEdits") or {}, spec_annotations | (device.get("annotations") or {})))
     return parts
 
 
@@ -140,8 +139,7 @@ def spec_problems(spec: dict) -> list[str]:
     out = []
     for where, edits, annotations in _parts(spec, devices):
         _, problems = check_part(edits, annotations)
-        out += [f"{where}.{p}" if p.startswith(("deviceNodes[", "mounts[")) else f"{where}: {p}"
-                for p in problems]
+        out += [f"{where}.{p}" if p.startswith(("deviceNodes[", "mounts[")) else f"{where}: {p}" for p in problems]
     return out
 
 
@@ -192,7 +190,7 @@ def merge_device_edits(devices: list, overrides: list = (), lstat=os.lstat) -> M
 
 
 def fill_device_node(node: dict, lstat=os.lstat) -> dict:
-    """The node completed from the host (§4.2 deviceNodes, v1.1.0): `hostPath` defaults to
+    """The node completed from the host (docs/cdi-conformance.md, "Injection"; v1.1.0): `hostPath` defaults to
     `path`; lstat (symlinks are not followed) fills fileMode, then type/major/minor unless
     the node is minimally specified (type set and major != 0, or type p)."""
     node = dict(node)
@@ -239,8 +237,9 @@ def apply_edits(config: dict, merged: MergedEdits, hook_path: str | None = None)
     _apply_hooks(doc, edits["hooks"])
     if edits["intelRdt"] is not None:
         rdt = edits["intelRdt"]
-        linux["intelRdt"] = {k: rdt[k] for k in ("closID", "l3CacheSchema", "memBwSchema", "schemata",
-                                                 "enableMonitoring") if rdt.get(k)}
+        linux["intelRdt"] = {
+            k: rdt[k] for k in ("closID", "l3CacheSchema", "memBwSchema", "schemata", "enableMonitoring") if rdt.get(k)
+        }
     _apply_gids(doc, edits["additionalGids"])
     if hook_path and linux.get("netDevices"):
         hooks = _child(doc, "hooks", dict, "hooks")
@@ -297,8 +296,12 @@ def _apply_device_nodes(doc: dict, linux: dict, nodes: list[dict]) -> None:
         if not isinstance(existing, dict):
             raise InvalidInput(f"config.json: linux.devices[{i}]: expected an object")
     for node in nodes:
-        device = {"path": node["path"], "type": node.get("type", ""),
-                  "major": node.get("major", 0), "minor": node.get("minor", 0)}
+        device = {
+            "path": node["path"],
+            "type": node.get("type", ""),
+            "major": node.get("major", 0),
+            "minor": node.get("minor", 0),
+        }
         for key, default in (("fileMode", None), ("uid", _user_id(doc, "uid")), ("gid", _user_id(doc, "gid"))):
             value = node.get(key, default)
             if value is not None:
@@ -312,8 +315,13 @@ def _apply_device_nodes(doc: dict, linux: dict, nodes: list[dict]) -> None:
             else:
                 devices.append(device)
         if device["type"] in ("b", "c"):
-            rule = {"allow": True, "type": device["type"], "major": device["major"],
-                    "minor": device["minor"], "access": node.get("permissions") or "rwm"}
+            rule = {
+                "allow": True,
+                "type": device["type"],
+                "major": device["major"],
+                "minor": device["minor"],
+                "access": node.get("permissions") or "rwm",
+            }
             if rule not in rules:
                 rules.append(rule)
 

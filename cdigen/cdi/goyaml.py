@@ -26,9 +26,11 @@ MAX_YAML_DEPTH = 64  # a CDI spec nests 6 deep; bounds the recursion of every st
 _NULL = frozenset(("", "~", "null", "Null", "NULL"))
 _TRUE = frozenset(("y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"))
 _FALSE = frozenset(("n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"))
-_SPECIAL_FLOATS = {v: float(f) for f, vs in (("inf", ".inf .Inf .INF +.inf +.Inf +.INF"),
-                                             ("-inf", "-.inf -.Inf -.INF"),
-                                             ("nan", ".nan .NaN .NAN")) for v in vs.split()}
+_SPECIAL_FLOATS = {
+    v: float(f)
+    for f, vs in (("inf", ".inf .Inf .INF +.inf +.Inf +.INF"), ("-inf", "-.inf -.Inf -.INF"), ("nan", ".nan .NaN .NAN"))
+    for v in vs.split()
+}
 _DIGITS = {2: "01", 8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
 _Y = "tag:yaml.org,2002:"
 _yaml_state: dict = {}
@@ -92,8 +94,11 @@ def _yaml_tools():
             def resolve(self, kind, value, implicit):
                 if kind is ScalarNode and implicit[0]:
                     return plain
-                return {ScalarNode: self.DEFAULT_SCALAR_TAG, SequenceNode: self.DEFAULT_SEQUENCE_TAG,
-                        MappingNode: self.DEFAULT_MAPPING_TAG}[kind]
+                return {
+                    ScalarNode: self.DEFAULT_SCALAR_TAG,
+                    SequenceNode: self.DEFAULT_SEQUENCE_TAG,
+                    MappingNode: self.DEFAULT_MAPPING_TAG,
+                }[kind]
 
         try:  # the optional C parser (ruamel.yaml.clib): six times faster
             from ruamel.yaml.main import CParser
@@ -108,8 +113,9 @@ def _yaml_tools():
             yaml.version = (1, 1)  # libyaml (Go's yaml.v2) scans YAML 1.1
             return yaml
 
-        _yaml_state.update(new_yaml=new_yaml, error=YAMLError, plain=plain, scalar=ScalarNode,
-                           seq=SequenceNode, map=MappingNode)
+        _yaml_state.update(
+            new_yaml=new_yaml, error=YAMLError, plain=plain, scalar=ScalarNode, seq=SequenceNode, map=MappingNode
+        )
     return _yaml_state
 
 
@@ -272,7 +278,8 @@ def render(data) -> str:
         ok = plain_cache.get(s)
         if ok is None:
             ok = plain_cache[s] = bool(s) and all(
-                str(r.resolve(ScalarNode, s, (True, False))) == "tag:yaml.org,2002:str" for r in resolvers)
+                str(r.resolve(ScalarNode, s, (True, False))) == "tag:yaml.org,2002:str" for r in resolvers
+            )
         return ok
 
     out: list = [ev.StreamStartEvent(), ev.DocumentStartEvent(explicit=False)]

@@ -178,7 +178,7 @@ def may_define(data: bytes, kinds: set[str]) -> bool:
 
 
 def load_registry(dirs: list[str], kinds: set[str] | None = None) -> Registry:
-    """Load the spec directories like the reference cache's refresh (§3.3).
+    """Load the spec directories like the reference cache's refresh (docs/cdi-conformance.md, "Spec directories").
 
     With `kinds`, files that cannot define one of those kinds are not parsed (see
     `may_define`): the devices of those kinds, their conflicts and their errors are what they
@@ -240,7 +240,7 @@ def _load(groups: list[list[str]], registry: Registry, kinds: set[str] | None) -
                     conflicts.add(qualified)
                     continue
                 registry.devices[qualified] = device
-    # As in Go, conflicts are removed after every directory was scanned (§3.3 quirk).
+    # As in Go, conflicts are removed after every directory was scanned (a quirk of the reference cache).
     for qualified in conflicts:
         registry.devices.pop(qualified, None)
     return registry
@@ -255,12 +255,13 @@ def kind_of(qualified: str) -> str:
 
 def resolve(registry: Registry, requested: list[str]) -> list[Device]:
     """The devices for `requested` (exact qualified names, request order). All or nothing:
-    any unknown name fails the whole request (§4.1), naming every unknown one."""
+    any unknown name fails the whole request (as the reference library does), naming every unknown one."""
     missing = [q for q in requested if q not in registry.devices]
     if missing:
         message = "unresolvable CDI devices " + ", ".join(missing)
         if registry.errors:  # with a kind filter, only files that could define them
-            message += " (spec errors: " + "; ".join(
-                f"{path}: {msgs[0]}" for path, msgs in registry.errors.items()) + ")"
+            message += (
+                " (spec errors: " + "; ".join(f"{path}: {msgs[0]}" for path, msgs in registry.errors.items()) + ")"
+            )
         raise InvalidInput(message)
     return [registry.devices[q] for q in requested]

@@ -2,7 +2,7 @@
 
 Mirrors `tags.cncf.io/container-device-interface` v1.1.0 (specs-go/config.go, pkg/parser,
 pkg/cdi/spec.go, device.go, container-edits.go, specs-go/version.go); section numbers refer to
-`shared/reference/cdi-semantics.md`. Where HEAD and v1.1.0 differ we follow v1.1.0, the newest
+docs/cdi-conformance.md. Where HEAD and v1.1.0 differ we follow v1.1.0, the newest
 release any runtime vendors, except that single-character vendor/class names are accepted on
 read (HEAD; v1.1.0 panics on them) — cdigen never writes them.
 
@@ -12,7 +12,6 @@ Pure: operates on already-parsed documents (dicts, lists, scalars).
 from cdigen.errors import InvalidInput
 
 CDI_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0", "1.0.0", "1.1.0")
-CURRENT_VERSION = "1.1.0"
 HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
@@ -20,7 +19,7 @@ class SpecError(InvalidInput):
     """A spec the reference loader would reject; the message names the field."""
 
 
-# ---------------------------------------------------------------------------- names (§1.2)
+# ---------------------------------------------------------------------------- names
 
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _ALPHA = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -97,7 +96,7 @@ def is_qualified_name(device: str) -> bool:
     return True
 
 
-# ---------------------------------------------------------------------------- versions (§2)
+# ---------------------------------------------------------------------------- versions
 
 
 def _vkey(version: str) -> tuple[int, ...]:
@@ -115,16 +114,21 @@ def minimum_version(spec: dict) -> str:
     edits = _edits_list(spec)
     devices = spec.get("devices") or []
     rdts = [e["intelRdt"] for e in edits if e.get("intelRdt") is not None]
-    if (any(e.get("netDevices") for e in edits)
-            or any(r.get("schemata") is not None or r.get("enableMonitoring") for r in rdts)):
+    if any(e.get("netDevices") for e in edits) or any(
+        r.get("schemata") is not None or r.get("enableMonitoring") for r in rdts
+    ):
         return "1.1.0"
     if rdts or any(e.get("additionalGids") for e in edits):
         return "0.7.0"
-    if (spec.get("annotations") or any(d.get("annotations") for d in devices)
-            or "." in split_kind(spec.get("kind") or "")[1]):
+    if (
+        spec.get("annotations")
+        or any(d.get("annotations") for d in devices)
+        or "." in split_kind(spec.get("kind") or "")[1]
+    ):
         return "0.6.0"
-    if (any(str(d.get("name") or "")[:1].isdigit() for d in devices)
-            or any(n.get("hostPath") for e in edits for n in e.get("deviceNodes") or [])):
+    if any(str(d.get("name") or "")[:1].isdigit() for d in devices) or any(
+        n.get("hostPath") for e in edits for n in e.get("deviceNodes") or []
+    ):
         return "0.5.0"
     if any(m.get("type") for e in edits for m in e.get("mounts") or []):
         return "0.4.0"
@@ -146,18 +150,38 @@ def check_version(spec: dict) -> str:
 
 _STR, _INT, _UINT32, _BOOL, _STRLIST, _STRMAP, _UINT32LIST = "str", "int", "uint32", "bool", "[]str", "map", "[]uint32"
 
-_DEVICE_NODE = {"path": _STR, "hostPath": _STR, "type": _STR, "major": _INT, "minor": _INT,
-                "fileMode": _UINT32, "permissions": _STR, "uid": _UINT32, "gid": _UINT32}
+_DEVICE_NODE = {
+    "path": _STR,
+    "hostPath": _STR,
+    "type": _STR,
+    "major": _INT,
+    "minor": _INT,
+    "fileMode": _UINT32,
+    "permissions": _STR,
+    "uid": _UINT32,
+    "gid": _UINT32,
+}
 _MOUNT = {"hostPath": _STR, "containerPath": _STR, "options": _STRLIST, "type": _STR}
 _HOOK = {"hookName": _STR, "path": _STR, "args": _STRLIST, "env": _STRLIST, "timeout": _INT}
-_INTEL_RDT = {"closID": _STR, "l3CacheSchema": _STR, "memBwSchema": _STR, "schemata": _STRLIST,
-              "enableMonitoring": _BOOL}
+_INTEL_RDT = {
+    "closID": _STR,
+    "l3CacheSchema": _STR,
+    "memBwSchema": _STR,
+    "schemata": _STRLIST,
+    "enableMonitoring": _BOOL,
+}
 _NET_DEVICE = {"hostInterfaceName": _STR, "name": _STR}
-_EDITS = {"env": _STRLIST, "deviceNodes": [_DEVICE_NODE], "netDevices": [_NET_DEVICE],
-          "hooks": [_HOOK], "mounts": [_MOUNT], "intelRdt": _INTEL_RDT, "additionalGids": _UINT32LIST}
+_EDITS = {
+    "env": _STRLIST,
+    "deviceNodes": [_DEVICE_NODE],
+    "netDevices": [_NET_DEVICE],
+    "hooks": [_HOOK],
+    "mounts": [_MOUNT],
+    "intelRdt": _INTEL_RDT,
+    "additionalGids": _UINT32LIST,
+}
 _DEVICE = {"name": _STR, "annotations": _STRMAP, "containerEdits": _EDITS}
-_SPEC = {"cdiVersion": _STR, "kind": _STR, "annotations": _STRMAP, "devices": [_DEVICE],
-         "containerEdits": _EDITS}
+_SPEC = {"cdiVersion": _STR, "kind": _STR, "annotations": _STRMAP, "devices": [_DEVICE], "containerEdits": _EDITS}
 
 _INT_RANGES = {_INT: (-(1 << 63), (1 << 63) - 1), _UINT32: (0, (1 << 32) - 1)}
 
@@ -217,8 +241,7 @@ def _convert(value, schema, where: str):
     if schema == _STRMAP:
         if not isinstance(value, dict):
             raise SpecError(f"{where}: expected a mapping, got {_kind_of(value)}")
-        return {_go_string(k, where): ("" if v is None else _go_string(v, f"{where}[{k!r}]"))
-                for k, v in value.items()}
+        return {_go_string(k, where): ("" if v is None else _go_string(v, f"{where}[{k!r}]")) for k, v in value.items()}
     raise AssertionError(schema)
 
 
@@ -239,7 +262,7 @@ def _convert_object(value, fields: dict, where: str) -> dict:
     return out
 
 
-# ---------------------------------------------------------------------------- rules (§1.3-1.5)
+# ---------------------------------------------------------------------------- rules
 
 
 def _check_env(env: list[str], where: str) -> None:
@@ -295,8 +318,10 @@ def check_edits(edits: dict, where: str) -> None:
 
 
 def _edits_empty(edits: dict) -> bool:
-    return not any(edits.get(k) for k in ("env", "deviceNodes", "hooks", "mounts", "additionalGids", "netDevices")) \
+    return (
+        not any(edits.get(k) for k in ("env", "deviceNodes", "hooks", "mounts", "additionalGids", "netDevices"))
         and edits.get("intelRdt") is None
+    )
 
 
 def check_spec(raw: object) -> dict:

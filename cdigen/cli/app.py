@@ -2,6 +2,8 @@
 calls one plain function and renders its result. Heavy modules are imported inside the command
 functions so that `--help` and the hot paths stay fast."""
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -26,24 +28,33 @@ def run_app(argv: list[str]) -> int:
 def _register() -> None:
     """Import the command modules; their order is the order of `cdigen --help`."""
     # Imported for their @app.command side effect.
-    from cdigen.cli import scan  # noqa: F401 (registers scan, topo)
-    from cdigen.cli import apply  # noqa: F401 (registers apply, validate, list)
+    from cdigen.cli import (
+        apply,  # noqa: F401 (registers apply, validate, list)
+        scan,  # noqa: F401 (registers scan, topo)
+    )
 
 
 _register()
 
-HOOK_HELP = ("OCI createRuntime hook: move, rename, address, set the MTU of and bring up netdevs in the "
-             "container's network namespace (state JSON on stdin); rolls back on failure.")
+HOOK_HELP = (
+    "OCI createRuntime hook: move, rename, address, set the MTU of and bring up netdevs in the "
+    "container's network namespace (state JSON on stdin); rolls back on failure."
+)
 
 
 @app.command(help=HOOK_HELP)
 def hook(
-    netdev: list[str] = typer.Option(
-        [], "--netdev", metavar="HOSTIF=name=..,address=..,mask=..,mtu=..",
-        help="A host interface and its container settings (repeatable). Without it: every "
-             "linux.netDevices entry of config.json; that entry's keys win over these."),
+    netdev: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--netdev",
+            metavar="HOSTIF=name=..,address=..,mask=..,mtu=..",
+            help="A host interface and its container settings (repeatable). Without it: every "
+            "linux.netDevices entry of config.json; that entry's keys win over these.",
+        ),
+    ] = None,
 ) -> None:
     # cdigen/entry.py never routes `hook` here; this entry exists for `cdigen --help`.
     from cdigen.cli.hook import main
 
-    raise typer.Exit(main([a for value in netdev for a in ("--netdev", value)]))
+    raise typer.Exit(main([a for value in netdev or [] for a in ("--netdev", value)]))

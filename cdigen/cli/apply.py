@@ -7,42 +7,62 @@ render.
 """
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from cdigen.cli.app import app
 from cdigen.errors import InvalidInput, UsageError
 
-SpecDirOption = Annotated[Optional[list[str]], typer.Option(
-    "--spec-dir", metavar="DIR",
-    help="CDI spec directory, repeatable, later ones win (default: /etc/cdi then /var/run/cdi).")]
+SpecDirOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--spec-dir",
+        metavar="DIR",
+        help="CDI spec directory, repeatable, later ones win (default: /etc/cdi then /var/run/cdi).",
+    ),
+]
 
 
 @app.command()
 def apply(
     bundle: Annotated[str, typer.Argument(help="OCI bundle directory (holds config.json).")],
-    device: Annotated[Optional[list[str]], typer.Option(
-        "--device", metavar="VENDOR/CLASS=NAME",
-        help="CDI device to inject, repeatable. Devices named in the cdi.k8s.io/* annotations of config.json are injected too, first.")] = None,
-    netdev: Annotated[Optional[list[str]], typer.Option(
-        "--netdev", metavar="HOSTIF=name=..,address=..[/len],mask=..,mtu=..",
-        help="Override the settings of a host interface that a requested device carries.")] = None,
+    device: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--device",
+            metavar="VENDOR/CLASS=NAME",
+            help="CDI device to inject, repeatable. Devices named in the cdi.k8s.io/* annotations of "
+            "config.json are injected too, first.",
+        ),
+    ] = None,
+    netdev: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--netdev",
+            metavar="HOSTIF=name=..,address=..[/len],mask=..,mtu=..",
+            help="Override the settings of a host interface that a requested device carries.",
+        ),
+    ] = None,
     spec_dir: SpecDirOption = None,
-    hook_path: Annotated[Optional[str], typer.Option(
-        help="Absolute path of the cdigen executable for the createRuntime hook (default: this one).")] = None,
-    no_hook: Annotated[bool, typer.Option(
-        "--no-hook", help="Do not add the cdigen createRuntime hook for linux.netDevices.")] = False,
-    print_patch: Annotated[bool, typer.Option(
-        "--print-patch", help="Print the RFC 6902 JSON Patch on stdout (still applies it).")] = False,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Show a diff of config.json and write nothing.")] = False,
+    hook_path: Annotated[
+        str | None,
+        typer.Option(help="Absolute path of the cdigen executable for the createRuntime hook (default: this one)."),
+    ] = None,
+    no_hook: Annotated[
+        bool, typer.Option("--no-hook", help="Do not add the cdigen createRuntime hook for linux.netDevices.")
+    ] = False,
+    print_patch: Annotated[
+        bool, typer.Option("--print-patch", help="Print the RFC 6902 JSON Patch on stdout (still applies it).")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show a diff of config.json and write nothing.")] = False,
 ) -> None:
     """Inject CDI devices into BUNDLE/config.json as a JSON Patch (locked, atomic)."""
     from cdigen.apply import apply_devices
 
-    result = apply_devices(bundle, device or [], _overrides(netdev or []), spec_dir, hook=not no_hook,
-                           hook_path=hook_path, dry_run=dry_run)
+    result = apply_devices(
+        bundle, device or [], _overrides(netdev or []), spec_dir, hook=not no_hook, hook_path=hook_path, dry_run=dry_run
+    )
     if print_patch:
         import json
 
@@ -97,8 +117,10 @@ def _print_diff(result) -> None:
 
 @app.command()
 def validate(
-    files: Annotated[Optional[list[str]], typer.Argument(
-        metavar="[FILE|DIR]...", help="Spec files or directories (default: the spec directories).")] = None,
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[FILE|DIR]...", help="Spec files or directories (default: the spec directories)."),
+    ] = None,
     spec_dir: SpecDirOption = None,
 ) -> None:
     """Check CDI spec files as container runtimes load them; report every problem."""
@@ -110,8 +132,9 @@ def validate(
     count = len(registry.files)
     if problems:
         bad = len({where for where, _ in problems})
-        raise InvalidInput(f"{len(problems)} problem{'s' * (len(problems) != 1)} in {bad} of {count} "
-                           f"spec file{'s' * (count != 1)}")
+        raise InvalidInput(
+            f"{len(problems)} problem{'s' * (len(problems) != 1)} in {bad} of {count} spec file{'s' * (count != 1)}"
+        )
     sys.stdout.write(f"{count} spec file{'s' * (count != 1)}, {len(registry.devices)} devices: valid\n")
 
 
@@ -128,8 +151,10 @@ def list_devices(
     if as_json:
         import json
 
-        out = {"kinds": {kind: [_device_row(d) for d in devices] for kind, devices in kinds.items()},
-               "errors": registry.errors}
+        out = {
+            "kinds": {kind: [_device_row(d) for d in devices] for kind, devices in kinds.items()},
+            "errors": registry.errors,
+        }
         sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     else:
         from rich.console import Console
@@ -139,8 +164,9 @@ def list_devices(
         for kind, devices in kinds.items():
             for device in devices:
                 row = _device_row(device)
-                table.add_row(kind, row["name"], " ".join(f"{h}>{n}" for h, n in row["netDevices"].items()),
-                              row["spec"])
+                table.add_row(
+                    kind, row["name"], " ".join(f"{h}>{n}" for h, n in row["netDevices"].items()), row["spec"]
+                )
         console = Console(highlight=False)
         if kinds:
             console.print(table)
@@ -154,7 +180,7 @@ def list_devices(
 def _device_row(device) -> dict:
     from cdigen.cdi.edits import net_device_names
 
-    nets = net_device_names(device.spec.data.get("containerEdits") or {}) | \
-        net_device_names(device.data.get("containerEdits") or {})
-    return {"name": device.name, "qualifiedName": device.qualified_name, "spec": device.spec.path,
-            "netDevices": nets}
+    nets = net_device_names(device.spec.data.get("containerEdits") or {}) | net_device_names(
+        device.data.get("containerEdits") or {}
+    )
+    return {"name": device.name, "qualifiedName": device.qualified_name, "spec": device.spec.path, "netDevices": nets}

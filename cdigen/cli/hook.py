@@ -39,7 +39,7 @@ def parse_args(argv: list[str]) -> list[NetdevSettings] | None:
                 raise UsageError("hook: --netdev needs a value HOSTIF=name=..,address=..,mask=..,mtu=..")
             value, i = argv[i + 1], i + 2
         elif arg.startswith("--netdev="):
-            value, i = arg[len("--netdev="):], i + 1
+            value, i = arg[len("--netdev=") :], i + 1
         else:
             raise UsageError(f"hook: unexpected argument {arg!r} (see cdigen hook --help)")
         try:
@@ -59,7 +59,9 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(USAGE)
         return 0
     if sys.stdin is None or sys.stdin.isatty():
-        raise UsageError("hook: reads the OCI container state on stdin; a container runtime runs it as a createRuntime hook")
+        raise UsageError(
+            "hook: reads the OCI container state on stdin; a container runtime runs it as a createRuntime hook"
+        )
     from cdigen.hook import run
 
     run(sys.stdin.buffer.read(), args)

@@ -28,7 +28,7 @@ EXAMPLES = {
         pci 0000:00 numa=-1 ports: gpu:vga eth
     """,
     # One switch with two GPUs and two NICs; the GPUs' minors are the reverse of PCI order
-    # (reference §5.3: never assume minor == PCI order).
+    # (docs/topology.md: never assume minor == PCI order).
     "switch-pair": """
         numa 0
         pci 0000:40 numa=0 ports: switch(ib ib gpu:minor=1 gpu:minor=0)

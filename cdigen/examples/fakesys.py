@@ -1,11 +1,11 @@
 """Build fake sysfs/procfs trees from short topology descriptions.
 
-The trees follow the real kernel layout of reference/netdev-topology.md §4: device
+The trees follow the real kernel layout of docs/topology.md ("Fake trees"): device
 directories under sys/devices/pciDDDD:BB/<root port>/<switch ports>/<function>, relative
 kernfs-style symlinks from sys/bus/pci/devices, sys/class/{net,infiniband,infiniband_verbs,
 infiniband_mad,misc,pci_bus}, `dev` files with major:minor, numa_node, the NVIDIA driver's
 /proc/driver/nvidia/gpus/<bdf>/information and /proc/devices. All IDs and addresses are
-synthetic; vendor/device/class codes are real (reference §4).
+synthetic; vendor/device/class codes are real (docs/topology.md).
 
 A description is a few lines:
 
@@ -34,13 +34,11 @@ import os
 import re
 from dataclasses import dataclass, field
 
-
-GPU_IDS = {"h100": (0x2330, 0x030200, "NVIDIA H100 80GB HBM3"),
-           "vga": (0x2684, 0x030000, "NVIDIA GeForce RTX 4090")}
+GPU_IDS = {"h100": (0x2330, 0x030200, "NVIDIA H100 80GB HBM3"), "vga": (0x2684, 0x030000, "NVIDIA GeForce RTX 4090")}
 CX7 = 0x1021
 IB_CLASS, ETH_CLASS, BRIDGE_CLASS = 0x020700, 0x020000, 0x060400
 UVM_MAJOR = 508
-# Kernel numbering (reference §1.3): uverbsN = 231:192+N for N < 32, umadN = 231:N and
+# Kernel numbering (drivers/infiniband/core/{uverbs_main,user_mad}.c): uverbsN = 231:192+N for N < 32, umadN = 231:N and
 # issmN = 231:64+N for N < 64; later ones get dynamic majors.
 DYN_UVERBS, DYN_UMAD, DYN_ISSM = 511, 510, 509
 RDMA_CM = (10, 58)
@@ -111,8 +109,9 @@ def parse(text: str) -> Description:
         items, pos = _parse_items(tokens, 0, line)
         if pos != len(tokens):
             raise DescriptionError(f"topology description: unbalanced ')': {line!r}")
-        desc.bridges.append(HostBridge(int(m.group(1), 16), int(m.group(2), 16), int(m.group(3)),
-                                       m.group(4) == "bus", items))
+        desc.bridges.append(
+            HostBridge(int(m.group(1), 16), int(m.group(2), 16), int(m.group(3)), m.group(4) == "bus", items)
+        )
     return desc
 
 
@@ -150,8 +149,9 @@ def _bdf(domain: int, bus: int, dev: int, fn: int = 0) -> str:
     return f"{domain:04x}:{bus:02x}:{dev:02x}.{fn:x}"
 
 
-def _pci_function(t: _Tree, devpath: str, bdf: str, vendor: int, device: int, cls: int,
-                  numa: int, driver: str | None) -> None:
+def _pci_function(
+    t: _Tree, devpath: str, bdf: str, vendor: int, device: int, cls: int, numa: int, driver: str | None
+) -> None:
     t.write(f"{devpath}/vendor", f"0x{vendor:04x}")
     t.write(f"{devpath}/device", f"0x{device:04x}")
     t.write(f"{devpath}/class", f"0x{cls:06x}")
@@ -180,11 +180,13 @@ def _gpu(t: _Tree, devpath: str, bdf: str, numa: int, mods: dict, minor: int | N
         return
     uuid = hashlib.sha256(bdf.encode()).hexdigest()
     uuid = f"GPU-{uuid[:8]}-{uuid[8:12]}-{uuid[12:16]}-{uuid[16:20]}-{uuid[20:32]}"
-    t.write(f"proc/driver/nvidia/gpus/{bdf}/information",
-            f"Model: \t\t {model}\nIRQ:   \t\t {100 + minor}\nGPU UUID: \t {uuid}\n"
-            f"Video BIOS: \t 96.00.99.00.01\nBus Type: \t PCIe\nDMA Size: \t 52 bits\n"
-            f"DMA Mask: \t 0xfffffffffffff\nBus Location: \t {bdf}\nDevice Minor: \t {minor}\n"
-            f"GPU Excluded:\t No")
+    t.write(
+        f"proc/driver/nvidia/gpus/{bdf}/information",
+        f"Model: \t\t {model}\nIRQ:   \t\t {100 + minor}\nGPU UUID: \t {uuid}\n"
+        f"Video BIOS: \t 96.00.99.00.01\nBus Type: \t PCIe\nDMA Size: \t 52 bits\n"
+        f"DMA Mask: \t 0xfffffffffffff\nBus Location: \t {bdf}\nDevice Minor: \t {minor}\n"
+        f"GPU Excluded:\t No",
+    )
     card = t.counters["card"]
     t.counters["card"] += 1
     for name, num in ((f"card{card}", card), (f"renderD{128 + card}", 128 + card)):
@@ -197,8 +199,11 @@ def _netdev(t: _Tree, devpath: str, name: str, ib: bool, mtu: int, mac_seed: str
     h = hashlib.sha256(mac_seed.encode()).hexdigest()
     t.write(f"{ndpath}/type", "32" if ib else "1")
     t.write(f"{ndpath}/mtu", str(mtu))
-    t.write(f"{ndpath}/address", ("00:00:10:29:fe:80:00:00:00:00:00:00:" if ib else "")
-            + ":".join(h[i:i + 2] for i in range(0, 16 if ib else 12, 2)))
+    t.write(
+        f"{ndpath}/address",
+        ("00:00:10:29:fe:80:00:00:00:00:00:00:" if ib else "")
+        + ":".join(h[i : i + 2] for i in range(0, 16 if ib else 12, 2)),
+    )
     t.write(f"{ndpath}/ifindex", str(t.ifindex))
     t.write(f"{ndpath}/operstate", "up")
     t.ifindex += 1
@@ -228,8 +233,10 @@ def _rdma(t: _Tree, devpath: str, ib: bool, netdev: str | None) -> None:
     t.link(f"sys/class/infiniband_verbs/uverbs{u}", upath)
     p = t.counters["umad"]  # one port per device: one umad and one issm
     t.counters["umad"] += 1
-    for cls, dev in ((f"umad{p}", f"231:{p}" if p < 64 else f"{DYN_UMAD}:{p - 64}"),
-                     (f"issm{p}", f"231:{64 + p}" if p < 64 else f"{DYN_ISSM}:{p - 64}")):
+    for cls, dev in (
+        (f"umad{p}", f"231:{p}" if p < 64 else f"{DYN_UMAD}:{p - 64}"),
+        (f"issm{p}", f"231:{64 + p}" if p < 64 else f"{DYN_ISSM}:{p - 64}"),
+    ):
         mpath = f"{devpath}/infiniband_mad/{cls}"
         t.write(f"{mpath}/ibdev", ibdev)
         t.write(f"{mpath}/port", "1")
@@ -268,8 +275,7 @@ def _nic(t: _Tree, parent: str, domain: int, bus: int, slot: int, numa: int, ite
             _rdma(t, devpath, ib, name)
 
 
-def _place(t: _Tree, item: Item, parent: str, domain: int, bus: int, slot: int, numa: int,
-           alloc, minors) -> None:
+def _place(t: _Tree, item: Item, parent: str, domain: int, bus: int, slot: int, numa: int, alloc, minors) -> None:
     """Put `item` at DDDD:bus:slot.0 under the directory `parent`."""
     bdf = _bdf(domain, bus, slot)
     if item.kind == "switch":
@@ -294,13 +300,28 @@ def _walk(items):
         yield from _walk(item.children)
 
 
+def _bus_allocator(first: int):
+    """The next free bus number below a host bridge, depth-first as the kernel enumerates."""
+    last = [first]
+
+    def alloc() -> int:
+        last[0] += 1
+        return last[0]
+
+    return alloc
+
+
 def build(description: str | Description, root: str) -> str:
     """Write the tree described by `description` under `root` (created if needed); returns root."""
     desc = parse(description) if isinstance(description, str) else description
     t = _Tree(root)
     # Minors: explicit ones as given, the others in PCI (description) order, skipping those taken.
-    gpus = [i for b in desc.bridges for i in _walk(b.items)
-            if i.kind == "gpu" and "nodrv" not in i.mods and i.mods.get("driver", "nvidia") == "nvidia"]
+    gpus = [
+        i
+        for b in desc.bridges
+        for i in _walk(b.items)
+        if i.kind == "gpu" and "nodrv" not in i.mods and i.mods.get("driver", "nvidia") == "nvidia"
+    ]
     taken = {int(i.mods["minor"]) for i in gpus if "minor" in i.mods}
     minors, free = {}, (n for n in range(256) if n not in taken)
     for i in gpus:
@@ -315,11 +336,7 @@ def build(description: str | Description, root: str) -> str:
         top = f"sys/devices/pci{hb.domain:04x}:{hb.bus:02x}"
         t.write(f"{top}/pci_bus/{hb.domain:04x}:{hb.bus:02x}/cpuaffinity", "0")
         t.link(f"sys/class/pci_bus/{hb.domain:04x}:{hb.bus:02x}", f"{top}/pci_bus/{hb.domain:04x}:{hb.bus:02x}")
-        next_bus = [hb.bus]
-
-        def alloc() -> int:
-            next_bus[0] += 1
-            return next_bus[0]
+        alloc = _bus_allocator(hb.bus)
 
         for i, item in enumerate(hb.items):
             if hb.on_bus:
@@ -335,8 +352,11 @@ def build(description: str | Description, root: str) -> str:
     t.write("sys/devices/virtual/net/lo/mtu", "65536")
     t.link("sys/class/net/lo", "sys/devices/virtual/net/lo")
     if minors:
-        t.write("proc/devices", "Character devices:\n  1 mem\n 10 misc\n195 nvidia\n226 drm\n"
-                f"231 infiniband_verbs\n{UVM_MAJOR} nvidia-uvm\n\nBlock devices:\n  8 sd")
+        t.write(
+            "proc/devices",
+            "Character devices:\n  1 mem\n 10 misc\n195 nvidia\n226 drm\n"
+            f"231 infiniband_verbs\n{UVM_MAJOR} nvidia-uvm\n\nBlock devices:\n  8 sd",
+        )
     if t.counters["mlx5_"]:
         t.write("sys/class/infiniband_verbs/abi_version", "6")
         t.write("sys/class/infiniband_mad/abi_version", "5")

@@ -73,8 +73,10 @@ def _locate(host, target, wanted: list[NetdevSettings], placed: list[_Placed]) -
             placed.append(_Placed(cfg, link.index, link.mac, restore_mtu=link.mtu, restore_up=False))
             found.append((cfg, link, True))
             continue
-        problems.append(f"host interface {cfg.host} not found (not in the runtime's network namespace, "
-                        f"nor as {name} in the container's)")
+        problems.append(
+            f"host interface {cfg.host} not found (not in the runtime's network namespace, "
+            f"nor as {name} in the container's)"
+        )
     for cfg, link, in_target in found:
         name = cfg.container_name
         if not in_target and "%" not in name and target.get_link(name=name) is not None:
@@ -86,13 +88,18 @@ def _locate(host, target, wanted: list[NetdevSettings], placed: list[_Placed]) -
     return found
 
 
-def _configure_one(host, target, target_fd: int, cfg: NetdevSettings, link, in_target: bool,
-                   placed: list[_Placed]) -> None:
+def _configure_one(
+    host, target, target_fd: int, cfg: NetdevSettings, link, in_target: bool, placed: list[_Placed]
+) -> None:
     if not in_target:
         record = _Placed(cfg, link.index, link.mac, restore_mtu=link.mtu, restore_up=link.up)
         placed.append(record)  # before the move: a failed combined request may have moved it
-        host.set_link(f"{cfg.host}: move into the container's network namespace as {cfg.container_name}",
-                      link.index, netns_fd=target_fd, name=cfg.container_name)
+        host.set_link(
+            f"{cfg.host}: move into the container's network namespace as {cfg.container_name}",
+            link.index,
+            netns_fd=target_fd,
+            name=cfg.container_name,
+        )
         link = _find_in_target(target, record)
         if link is None:
             raise CdigenError(f"{cfg.host}: moved, but not found in the container's network namespace")
@@ -100,8 +107,12 @@ def _configure_one(host, target, target_fd: int, cfg: NetdevSettings, link, in_t
     if cfg.mtu is not None:
         target.set_link(f"{cfg.host}: set MTU {cfg.mtu} on {link.name}", link.index, mtu=cfg.mtu)
     if cfg.address is not None:
-        target.add_address(f"{cfg.host}: add address {cfg.address}/{cfg.prefixlen} to {link.name}",
-                           link.index, cfg.address, cfg.prefixlen)
+        target.add_address(
+            f"{cfg.host}: add address {cfg.address}/{cfg.prefixlen} to {link.name}",
+            link.index,
+            cfg.address,
+            cfg.prefixlen,
+        )
     target.set_link(f"{cfg.host}: bring {link.name} up", link.index, up=True)
 
 
@@ -115,8 +126,9 @@ def _rollback(host, target, host_fd: int, placed: list[_Placed]) -> tuple[list[s
             link = _find_in_target(target, record)
             if link is None:
                 continue  # never left the runtime's netns
-            target.set_link(f"move {link.name} back to the host as {cfg.host}", link.index,
-                            netns_fd=host_fd, name=cfg.host)
+            target.set_link(
+                f"move {link.name} back to the host as {cfg.host}", link.index, netns_fd=host_fd, name=cfg.host
+            )
             moved_back.append(cfg.host)
             back = host.get_link(name=cfg.host)
             if back is None:
@@ -138,8 +150,10 @@ class _Namespaces:
 
         own = rtnetlink.own_netns_path()
         if rtnetlink.netns_id(target_path) == rtnetlink.netns_id(own):
-            raise InvalidInput(f"the container's network namespace ({target_path}) is the hook's own: cdigen "
-                               "hook must run as a createRuntime hook of a container with its own network namespace")
+            raise InvalidInput(
+                f"the container's network namespace ({target_path}) is the hook's own: cdigen "
+                "hook must run as a createRuntime hook of a container with its own network namespace"
+            )
         self._fds: list[int] = []
         self._socks: list = []
         try:

@@ -42,8 +42,10 @@ def target_netns(config: dict, pid: int | None) -> str:
         raise InvalidInput("config.json: linux.namespaces must be a list")
     network = [ns for ns in namespaces if isinstance(ns, dict) and ns.get("type") == "network"]
     if not network:
-        raise InvalidInput("config.json: the container has no network namespace of its own "
-                           "(no 'network' entry in linux.namespaces), so no netdev can be moved into it")
+        raise InvalidInput(
+            "config.json: the container has no network namespace of its own "
+            "(no 'network' entry in linux.namespaces), so no netdev can be moved into it"
+        )
     path = network[0].get("path")
     if path:
         if not isinstance(path, str) or not path.startswith("/"):

@@ -28,6 +28,7 @@ socket for another netns is created after `setns` into it, and the thread return
 netns right away (Python 3.11 has no os.setns; ctypes calls libc's).
 """
 
+import contextlib
 import os
 import socket
 import struct
@@ -112,13 +113,14 @@ def parse_attrs(data: bytes, offset: int = 0, end: int | None = None) -> dict[in
         length, kind = _RTATTR.unpack_from(data, offset)
         if length < _RTATTR.size or offset + length > end:
             break
-        attrs[kind & 0x3FFF] = data[offset + _RTATTR.size:offset + length]
+        attrs[kind & 0x3FFF] = data[offset + _RTATTR.size : offset + length]
         offset += (length + 3) & ~3
     return attrs
 
 
-def link_request(index: int = 0, name: str | None = None, netns_fd: int | None = None,
-                 mtu: int | None = None, up: bool | None = None) -> bytes:
+def link_request(
+    index: int = 0, name: str | None = None, netns_fd: int | None = None, mtu: int | None = None, up: bool | None = None
+) -> bytes:
     """Body of an RTM_NEWLINK/RTM_GETLINK: ifinfomsg + attributes."""
     flags = change = 0
     if up is not None:
@@ -138,8 +140,7 @@ def addr_request(index: int, address: str, prefixlen: int) -> bytes:
     """Body of an RTM_NEWADDR for a global-scope address (IFA_LOCAL = IFA_ADDRESS, as `ip` sends)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     packed = socket.inet_pton(family, address)
-    return (_IFADDRMSG.pack(family, prefixlen, 0, 0, index)
-            + _attr(IFA_LOCAL, packed) + _attr(IFA_ADDRESS, packed))
+    return _IFADDRMSG.pack(family, prefixlen, 0, 0, index) + _attr(IFA_LOCAL, packed) + _attr(IFA_ADDRESS, packed)
 
 
 def parse_link(body: bytes) -> Link:
@@ -155,9 +156,16 @@ def parse_link(body: bytes) -> Link:
         raw_kind = parse_attrs(attrs[IFLA_LINKINFO]).get(IFLA_INFO_KIND)
         if raw_kind is not None:
             kind = raw_kind.rstrip(b"\0").decode("utf-8", "replace")
-    return Link(index=index, name=attrs.get(IFLA_IFNAME, b"").rstrip(b"\0").decode("utf-8", "surrogateescape"),
-                mtu=u32(IFLA_MTU) or 0, min_mtu=u32(IFLA_MIN_MTU), max_mtu=u32(IFLA_MAX_MTU),
-                flags=flags, kind=kind, mac=attrs.get(IFLA_ADDRESS, b""))
+    return Link(
+        index=index,
+        name=attrs.get(IFLA_IFNAME, b"").rstrip(b"\0").decode("utf-8", "surrogateescape"),
+        mtu=u32(IFLA_MTU) or 0,
+        min_mtu=u32(IFLA_MIN_MTU),
+        max_mtu=u32(IFLA_MAX_MTU),
+        flags=flags,
+        kind=kind,
+        mac=attrs.get(IFLA_ADDRESS, b""),
+    )
 
 
 def _ext_ack_message(msg: bytes, msg_flags: int) -> str | None:
@@ -236,10 +244,8 @@ class RtnetlinkClient:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
         sock.bind((0, 0))
         for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):  # short error replies, with kernel text
-            try:
+            with contextlib.suppress(OSError):  # old kernel: plain errno only
                 sock.setsockopt(SOL_NETLINK, opt, 1)
-            except OSError:
-                pass  # old kernel: plain errno only
         return sock
 
     def close(self) -> None:
@@ -272,7 +278,7 @@ class RtnetlinkClient:
                 length, rtype, rflags, rseq, _pid = _NLMSGHDR.unpack_from(data, offset)
                 if length < _NLMSGHDR.size:
                     raise CdigenError(f"{what}: malformed netlink reply")
-                payload = data[offset + _NLMSGHDR.size:offset + length]
+                payload = data[offset + _NLMSGHDR.size : offset + length]
                 offset += (length + 3) & ~3
                 if rseq != seq:
                     continue  # a stale reply to an earlier request
@@ -302,11 +308,19 @@ class RtnetlinkClient:
         body = link_request() + _u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
         return [parse_link(r) for r in self.request("list interfaces", RTM_GETLINK, body, NLM_F_DUMP)]
 
-    def set_link(self, what: str, index: int, *, name: str | None = None, netns_fd: int | None = None,
-                 mtu: int | None = None, up: bool | None = None) -> None:
+    def set_link(
+        self,
+        what: str,
+        index: int,
+        *,
+        name: str | None = None,
+        netns_fd: int | None = None,
+        mtu: int | None = None,
+        up: bool | None = None,
+    ) -> None:
         """One RTM_NEWLINK on an existing link: move to `netns_fd` and/or rename, MTU, up/down.
 
-        Kernel order for a combined request (netdev-topology.md §2.3): netns move, MTU, rename,
+        Kernel order for a combined request (docs/netdev.md, "Lifecycle"): netns move, MTU, rename,
         flags; a failure part-way leaves the earlier changes committed."""
         self.request(what, RTM_NEWLINK, link_request(index, name, netns_fd, mtu, up))
 

@@ -19,8 +19,10 @@ MAX_CONFIG_BYTES = 16 << 20
 def config_path(bundle: str) -> str:
     """BUNDLE/config.json; BadArgument("bundle") when the bundle or its config.json does not exist."""
     if not os.path.isdir(bundle):
-        raise BadArgument("bundle", f"{bundle!r} is not a directory" if os.path.exists(bundle)
-                          else f"directory {bundle!r} does not exist")
+        raise BadArgument(
+            "bundle",
+            f"{bundle!r} is not a directory" if os.path.exists(bundle) else f"directory {bundle!r} does not exist",
+        )
     path = os.path.join(bundle, CONFIG_NAME)
     if not os.path.exists(path):
         raise BadArgument("bundle", f"{path}: no such file (is {bundle!r} an OCI bundle?)")
@@ -43,8 +45,11 @@ def read_config(path: str) -> tuple[bytes, dict]:
     if not isinstance(doc, dict):
         raise InvalidInput(f"{path}: expected a JSON object, got {type(doc).__name__}")
     if not isinstance(doc.get("linux"), dict):
-        raise InvalidInput(f"{path}: no 'linux' object (cdigen edits linux.devices and linux.netDevices)"
-                           if "linux" not in doc else f"{path}: 'linux' must be an object")
+        raise InvalidInput(
+            f"{path}: no 'linux' object (cdigen edits linux.devices and linux.netDevices)"
+            if "linux" not in doc
+            else f"{path}: 'linux' must be an object"
+        )
     return raw, doc
 
 

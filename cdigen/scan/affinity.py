@@ -1,6 +1,6 @@
 """GPU–NIC affinity the way `nvidia-smi topo -m` reports it, and exclusive NIC assignment.
 
-Pure functions over `PciFunction`s (reference/netdev-topology.md §3.2):
+Pure functions over `PciFunction`s (docs/topology.md):
 PIX one PCIe switch between the two, PXB several switches but no host bridge, PHB the same
 host bridge (different root ports), NODE different host bridges on one NUMA node, SYS across
 NUMA nodes.
@@ -38,12 +38,13 @@ def classify(a: PciFunction, b: PciFunction, single_numa_node: bool = False) -> 
     if a.bdf == b.bdf:
         return Affinity.X
     if a.root != b.root:
-        na, nb = (0 if n < 0 else n for n in (a.numa_node, b.numa_node)) if single_numa_node \
-            else (a.numa_node, b.numa_node)
+        na, nb = (
+            (0 if n < 0 else n for n in (a.numa_node, b.numa_node)) if single_numa_node else (a.numa_node, b.numa_node)
+        )
         return Affinity.NODE if na == nb and na >= 0 else Affinity.SYS
     sa, sb = a.switches, b.switches
     common = 0
-    for x, y in zip(sa, sb):
+    for x, y in zip(sa, sb, strict=False):  # compare the common prefix
         if x != y:
             break
         common += 1
@@ -53,8 +54,9 @@ def classify(a: PciFunction, b: PciFunction, single_numa_node: bool = False) -> 
     return Affinity.PIX if below == 0 else Affinity.PXB
 
 
-def assign(gpus: list[PciFunction], nics: list[PciFunction], limit: Affinity = Affinity.PXB,
-           single_numa_node: bool = False) -> dict[str, list[str]]:
+def assign(
+    gpus: list[PciFunction], nics: list[PciFunction], limit: Affinity = Affinity.PXB, single_numa_node: bool = False
+) -> dict[str, list[str]]:
     """Give each NIC to at most one GPU: nearest first, balanced, deterministic.
 
     Rounds: in each round every GPU may take one more NIC, so no GPU gets a second NIC while
@@ -73,7 +75,7 @@ def assign(gpus: list[PciFunction], nics: list[PciFunction], limit: Affinity = A
     taken: set[int] = set()
     while pairs:
         this_round: set[int] = set()
-        for link, gi, ni in pairs:
+        for _affinity, gi, ni in pairs:
             if gi not in this_round and ni not in taken:
                 this_round.add(gi)
                 taken.add(ni)

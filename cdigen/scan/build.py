@@ -1,11 +1,11 @@
 """Topology -> CDI spec (pure), and its deterministic YAML/JSON rendering.
 
 The spec holds only fields the reference Go loader knows, in the Go structs' key order, empty
-fields omitted, and `cdiVersion` set to the minimum its fields require (design decision 1).
+fields omitted, and `cdiVersion` set to the minimum its fields require (docs/cdi-conformance.md).
 One device per usable GPU and name strategy, plus `all`. Each GPU device carries its
 /dev/nvidiaN, DRM nodes, the RDMA char devices of its NICs, their netdevs as `netDevices`,
 their settings in annotations, and one createRuntime hook (`cdigen hook --netdev ...`) that
-applies those settings (design decision 2).
+applies those settings (docs/netdev.md).
 """
 
 from dataclasses import dataclass, field
@@ -43,12 +43,11 @@ def candidate_nics(topo: Topology) -> list[Nic]:
 
 
 def assignment(topo: Topology, limit: Affinity = Affinity.PXB) -> dict[str, list[Nic]]:
-    """{gpu bdf: [Nic, ...]} for every usable GPU (reference §3.3, design decision 7).
+    """{gpu bdf: [Nic, ...]} for every usable GPU (docs/topology.md, "Assignment").
     Ties go by PCI order (not by minor, which changes when a driver is rebound)."""
     gpus, nics = topo.usable_gpus, candidate_nics(topo)
     by_bdf = {n.bdf: n for n in nics}
-    chosen = assign([topo.pci[g.bdf] for g in gpus], [topo.pci[n.bdf] for n in nics], limit,
-                    topo.single_numa_node)
+    chosen = assign([topo.pci[g.bdf] for g in gpus], [topo.pci[n.bdf] for n in nics], limit, topo.single_numa_node)
     return {bdf: [by_bdf[b] for b in nic_bdfs] for bdf, nic_bdfs in chosen.items()}
 
 
@@ -69,8 +68,9 @@ def _node(c: CharDev) -> dict:
     return {"path": c.path, "type": "c", "major": c.major, "minor": c.minor}
 
 
-def _netdev_settings(topo: Topology, chosen: dict[str, list[Nic]], gpus: list[Gpu],
-                     opts: BuildOptions, warnings: list[ScanWarning]) -> dict[str, netdev.NetdevSettings]:
+def _netdev_settings(
+    topo: Topology, chosen: dict[str, list[Nic]], gpus: list[Gpu], opts: BuildOptions, warnings: list[ScanWarning]
+) -> dict[str, netdev.NetdevSettings]:
     """host interface -> its NetdevSettings, for every assigned netdev; names unique spec-wide."""
     out: dict[str, netdev.NetdevSettings] = {}
     index = 0
@@ -89,8 +89,13 @@ def _netdev_settings(topo: Topology, chosen: dict[str, list[Nic]], gpus: list[Gp
                 if name is None:
                     name = opts.netdev_name.format(index=index, gpu=gpu.minor) if opts.netdev_name else nd.name
                 netdev.check_ifname(name, f"container name for {nd.name}", allow_template=True)
-                out[nd.name] = netdev.make(nd.name, name, cfg.get("address"), cfg.get("mask"),
-                                            cfg["mtu"] if cfg.get("mtu") is not None else mtu)
+                out[nd.name] = netdev.make(
+                    nd.name,
+                    name,
+                    cfg.get("address"),
+                    cfg.get("mask"),
+                    cfg["mtu"] if cfg.get("mtu") is not None else mtu,
+                )
                 index += 1
     netdev.check_unique_names(out.values())
     known = {nd.name for nic in topo.nics for nd in nic.netdevs}
@@ -98,9 +103,12 @@ def _netdev_settings(topo: Topology, chosen: dict[str, list[Nic]], gpus: list[Gp
         if host not in known:
             warnings.append(ScanWarning(opts.netdev_config_path, f"{host}: no such network interface; ignored"))
         elif host not in out:
-            warnings.append(ScanWarning(opts.netdev_config_path,
-                                        f"{host}: not assigned to any GPU (--nic-affinity "
-                                        f"{opts.nic_affinity.name.lower()}); ignored"))
+            warnings.append(
+                ScanWarning(
+                    opts.netdev_config_path,
+                    f"{host}: not assigned to any GPU (--nic-affinity {opts.nic_affinity.name.lower()}); ignored",
+                )
+            )
     return out
 
 
@@ -143,17 +151,29 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
     gpus = sorted(topo.usable_gpus, key=lambda g: g.minor)  # devices by /dev/nvidia minor
     if not gpus:
         without = [g.bdf for g in topo.gpus]
-        raise NoGPU("no NVIDIA GPU with the nvidia driver bound" + (f" (found without: {', '.join(without)})"
-                    if without else " (no PCI function of vendor 0x10de, class 0x0300/0x0302)"))
+        raise NoGPU(
+            "no NVIDIA GPU with the nvidia driver bound"
+            + (
+                f" (found without: {', '.join(without)})"
+                if without
+                else " (no PCI function of vendor 0x10de, class 0x0300/0x0302)"
+            )
+        )
     warnings: list[ScanWarning] = []
     chosen = assignment(topo, opts.nic_affinity)
     candidates = candidate_nics(topo)
     if candidates and not any(chosen[g.bdf] for g in gpus):
         # Typical of cloud VMs (every device on its own PCI domain): say so instead of
         # silently emitting GPUs without NICs.
-        warnings.append(ScanWarning("/sys/class/infiniband", (
-            f"no RDMA NIC is within {opts.nic_affinity.name} of any GPU, {len(candidates)} left out "
-            "(a flat PCI tree, as in cloud VMs?); see `cdigen topo`, widen with --nic-affinity node")))
+        warnings.append(
+            ScanWarning(
+                "/sys/class/infiniband",
+                (
+                    f"no RDMA NIC is within {opts.nic_affinity.name} of any GPU, {len(candidates)} left out "
+                    "(a flat PCI tree, as in cloud VMs?); see `cdigen topo`, widen with --nic-affinity node"
+                ),
+            )
+        )
     settings = _netdev_settings(topo, chosen, gpus, opts, warnings)
 
     per_gpu = {}
@@ -169,8 +189,12 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
         for gpu in gpus:
             name = {"index": f"gpu{gpu.minor}", "uuid": gpu.uuid, "pci": gpu.bdf}[strategy]
             if name is None:
-                warnings.append(ScanWarning(f"/proc/driver/nvidia/gpus/{gpu.bdf}/information",
-                                            "no GPU UUID; no UUID-named device for this GPU"))
+                warnings.append(
+                    ScanWarning(
+                        f"/proc/driver/nvidia/gpus/{gpu.bdf}/information",
+                        "no GPU UUID; no UUID-named device for this GPU",
+                    )
+                )
                 continue
             check_device_name(name)
             devices.append(_device(name, *_edits(*per_gpu[gpu.bdf], opts.hook_path)))

@@ -1,13 +1,13 @@
 """What discovery finds on a host: plain data, no behaviour beyond small derived properties.
 
 Everything is keyed by PCI address (BDF, "0000:13:00.0"): GPUs, NICs, RDMA devices and netdevs
-are joined on it (reference/netdev-topology.md §3.3).
+are joined on it (docs/topology.md).
 """
 
 from dataclasses import dataclass, field
 
 NVIDIA_VENDOR = 0x10DE
-NVIDIA_MAJOR = 195  # NV_MAJOR_DEVICE_NUMBER (reference §5.3)
+NVIDIA_MAJOR = 195  # NV_MAJOR_DEVICE_NUMBER (the nvidia driver's fixed major)
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,6 @@ class PciFunction:
     root: str  # host bridge / root bus, "pci0000:10" (= DRA pcieRoot)
     chain: tuple[str, ...]  # BDFs from the root port down to this function (last = bdf)
     vendor: int | None = None
-    device: int | None = None
     class_code: int | None = None  # 24 bits, e.g. 0x030200
     driver: str | None = None
     numa_node: int = -1  # -1: unknown
@@ -37,7 +36,7 @@ class PciFunction:
         """Upstream ports of the PCIe switches above this function, top first.
 
         chain[:-1] are bridges: root port, then (switch upstream port, downstream port) pairs;
-        the upstream ports identify switches (NCCL's "rewind two /"; reference §3.2)."""
+        the upstream ports identify switches (NCCL's "rewind two /"; docs/topology.md)."""
         return self.chain[:-1][1::2]
 
 

@@ -1,7 +1,7 @@
 """Read a host root (/, or a fake tree) into a `Topology`.
 
 Never raises on a bad, missing or unreadable file: it records a `ScanWarning` naming the path
-and scans the rest. Device numbers come from sysfs `dev` files and /proc (design decision 3),
+and scans the rest. Device numbers come from sysfs `dev` files and /proc (docs/topology.md),
 never from stat of /dev. Cost: one readlink per PCI function/netdev/RDMA device (kernfs links
 are relative and the directories below sys/devices are real, so readlink + normpath is the
 realpath) and a handful of small reads; no subprocesses.
@@ -10,8 +10,18 @@ realpath) and a handful of small reads; no subprocesses.
 import os
 import re
 
-from cdigen.scan.model import (NVIDIA_MAJOR, NVIDIA_VENDOR, CharDev, Gpu, Netdev, Nic,
-                                   PciFunction, RdmaDevice, ScanWarning, Topology)
+from cdigen.scan.model import (
+    NVIDIA_MAJOR,
+    NVIDIA_VENDOR,
+    CharDev,
+    Gpu,
+    Netdev,
+    Nic,
+    PciFunction,
+    RdmaDevice,
+    ScanWarning,
+    Topology,
+)
 
 _BDF = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
 _ROOT_BUS = re.compile(r"pci[0-9a-f]{4,}:[0-9a-f]{2}")
@@ -121,14 +131,17 @@ def _pci(r: _Reader) -> dict[str, PciFunction]:
         if not roots:
             r.warn(rel, f"no PCI root bus in {devpath}")
             continue
-        chain = tuple(c for c in comps[roots[-1] + 1:] if _BDF.fullmatch(c))
-        fn = PciFunction(bdf=bdf, root=comps[roots[-1]], chain=chain,
-                         vendor=r.number(f"{devpath}/vendor", 16),
-                         class_code=r.number(f"{devpath}/class", 16))
+        chain = tuple(c for c in comps[roots[-1] + 1 :] if _BDF.fullmatch(c))
+        fn = PciFunction(
+            bdf=bdf,
+            root=comps[roots[-1]],
+            chain=chain,
+            vendor=r.number(f"{devpath}/vendor", 16),
+            class_code=r.number(f"{devpath}/class", 16),
+        )
         if fn.class_code is not None and fn.class_code >> 8 == 0x0604:
             pci[bdf] = fn  # a bridge: its place in the tree is all that matters
             continue
-        fn.device = r.number(f"{devpath}/device", 16)
         numa = r.number(f"{devpath}/numa_node", 10, missing_ok=True)
         fn.numa_node = numa if numa is not None and numa >= 0 else -1
         driver = r.resolve(f"{devpath}/driver", missing_ok=True)
@@ -147,7 +160,7 @@ def _pci(r: _Reader) -> dict[str, PciFunction]:
 
 
 def _parse_information(text: str) -> dict[str, str]:
-    """/proc/driver/nvidia/gpus/<bdf>/information: "Key: \\t value" lines (reference §5.3)."""
+    """/proc/driver/nvidia/gpus/<bdf>/information: "Key: \\t value" lines (docs/topology.md)."""
     out = {}
     for line in text.splitlines():
         key, sep, value = line.partition(":")
@@ -163,8 +176,9 @@ def _gpus(r: _Reader, pci: dict[str, PciFunction]) -> list[Gpu]:
             continue
         dev = f"sys/bus/pci/devices/{bdf}"
         if fn.driver != "nvidia":
-            r.warn(dev, f"NVIDIA GPU without the nvidia driver bound (driver: {fn.driver or 'none'}); "
-                        "left out of the spec")
+            r.warn(
+                dev, f"NVIDIA GPU without the nvidia driver bound (driver: {fn.driver or 'none'}); left out of the spec"
+            )
             gpus.append(Gpu(bdf, None, driver=fn.driver))
             continue
         rel = f"proc/driver/nvidia/gpus/{bdf}/information"
@@ -185,8 +199,16 @@ def _gpus(r: _Reader, pci: dict[str, PciFunction]) -> list[Gpu]:
                     drm.append(CharDev(f"/dev/dri/{name}", *num))
         drm.sort(key=lambda c: (not c.path.startswith("/dev/dri/card"), c.minor))
         uuid = info.get("GPU UUID") or None
-        gpus.append(Gpu(bdf, minor, uuid if uuid and uuid.startswith("GPU-") else None,
-                        info.get("Model") or None, fn.driver, tuple(drm)))
+        gpus.append(
+            Gpu(
+                bdf,
+                minor,
+                uuid if uuid and uuid.startswith("GPU-") else None,
+                info.get("Model") or None,
+                fn.driver,
+                tuple(drm),
+            )
+        )
     return gpus
 
 
@@ -207,8 +229,10 @@ def _control(r: _Reader) -> list[CharDev]:
             majors[name.strip()] = int(num)
     uvm = majors.get("nvidia-uvm")
     if uvm is None:
-        r.warn("proc/devices", "no nvidia-uvm character device (module nvidia-uvm not loaded?); "
-                               "/dev/nvidia-uvm left out, CUDA needs it")
+        r.warn(
+            "proc/devices",
+            "no nvidia-uvm character device (module nvidia-uvm not loaded?); /dev/nvidia-uvm left out, CUDA needs it",
+        )
     else:
         nodes += [CharDev("/dev/nvidia-uvm", uvm, 0), CharDev("/dev/nvidia-uvm-tools", uvm, 1)]
     return nodes
@@ -219,7 +243,7 @@ def _rdma_chardevs(r: _Reader) -> dict[str, list[CharDev]]:
     out: dict[str, list[CharDev]] = {}
     for cls, prefixes in (("infiniband_verbs", ("uverbs",)), ("infiniband_mad", ("umad", "issm"))):
         for name in r.listdir(f"sys/class/{cls}"):
-            if not name.startswith(prefixes) or not name[len(name.rstrip("0123456789")):]:
+            if not name.startswith(prefixes) or not name[len(name.rstrip("0123456789")) :]:
                 continue
             ibdev = r.text(f"sys/class/{cls}/{name}/ibdev")
             num = r.devnum(f"sys/class/{cls}/{name}/dev")
@@ -258,12 +282,12 @@ def _netdevs(r: _Reader, pci: dict[str, PciFunction]) -> list[Netdev]:
         devpath = r.resolve(rel)
         if devpath is None or devpath.startswith("sys/devices/virtual/"):
             continue  # loopback, bridges, veth...: not PCI NICs
-        bdf = _nearest_bdf(devpath, "net")  # walks up past virtio*/, like dranet (reference §1.1)
+        bdf = _nearest_bdf(devpath, "net")  # walks up past virtio*/, like dranet
         if bdf is None or bdf not in pci:
             continue  # not on PCI (e.g. a platform device)
         link_type = r.text(f"{devpath}/type")
         mtu = r.number(f"{devpath}/mtu", 10)
-        out.append(Netdev(name, bdf, _ARPHRD.get(link_type or "", None), mtu))
+        out.append(Netdev(name, bdf, _ARPHRD.get(link_type or ""), mtu))
     return out
 
 
@@ -314,8 +338,7 @@ def discover(root: str = "/") -> Topology:
     for bdf in sorted(by_bdf):
         nds, rds = by_bdf[bdf]
         fn = pci[bdf]
-        topo.nics.append(Nic(bdf, tuple(nds), tuple(rds), fn.physfn,
-                             tuple(v for v in fn.virtfns if v in with_nic)))
+        topo.nics.append(Nic(bdf, tuple(nds), tuple(rds), fn.physfn, tuple(v for v in fn.virtfns if v in with_nic)))
     if rdma:
         rel = "sys/class/misc/rdma_cm/dev"
         num = r.devnum(rel) if os.path.lexists(r.path(rel)) else None
