@@ -1,13 +1,15 @@
-"""Shared test helpers: snapshot location and running the real `cdigen` process."""
+"""Pytest fixtures shared by several test modules (the code behind them is in tests/helpers/)."""
 
 import os
 import shutil
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.netns import Net, netns_skip_reason
+from tests.helpers.proc import fast_tmpdir, run_cdigen
+from tests.helpers.runc import runc_skip_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,21 +22,9 @@ def snapshot(snapshot, request):
     return snapshot
 
 
-def run_cdigen(*args, input=None, env=None, check=None):
-    """Run `python -m cdigen ARGS` as a whole process; returns CompletedProcess (text)."""
-    full_env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
-    full_env.pop("CDIGEN_DEBUG", None)
-    if env:
-        full_env.update(env)
-    proc = subprocess.run([sys.executable, "-m", "cdigen", *map(str, args)], input=input,
-                          capture_output=True, text=True, env=full_env, timeout=120)
-    if check is not None:
-        assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
-    return proc
-
-
 @pytest.fixture
 def cdigen():
+    """run_cdigen: `python -m cdigen ARGS` as a whole process."""
     return run_cdigen
 
 
@@ -66,12 +56,6 @@ def read_only_dir(tmp_path):
         subprocess.run(["umount", str(path)], capture_output=True)
 
 
-def fast_tmpdir() -> str:
-    """A fresh directory for a fake sysfs tree: ~1000 small files build in 20 ms in /dev/shm
-    instead of 0.5 s on this machine's disk."""
-    return tempfile.mkdtemp(prefix="cdigen-test-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
-
-
 @pytest.fixture
 def tree():
     """build(description) -> root of a fake sysfs/procfs tree, removed after the test."""
@@ -86,3 +70,32 @@ def tree():
     yield build
     for root in made:
         shutil.rmtree(root)
+
+
+# ---------------------------------------------------------------------------- real netns and runc
+# Session-scoped, so that they run before any module-scoped fixture of a test that needs them
+# (a busybox rootfs, say) and the probe runs once.
+
+
+@pytest.fixture(scope="session")
+def needs_netns():
+    """Skip unless network namespaces and veth pairs can be made here (root, iproute2, ...)."""
+    reason = netns_skip_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def needs_runc(needs_netns):
+    """Skip unless the real runc and a static busybox are there too."""
+    reason = runc_skip_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def net(needs_netns):
+    """A Net: namespaces and links made by the test, all removed afterwards."""
+    made = Net()
+    yield made
+    made.cleanup()

@@ -73,8 +73,10 @@ def switch(n: int, *names: str, numa: int = 0) -> list[PciFunction]:
     """Functions named `names` behind switch number `n` (its own host bridge)."""
     root = f"pci0000:{n:02x}"
     rp, usp = f"0000:{n:02x}:01.0", f"0000:{n + 1:02x}:00.0"
-    return [fn(f"0000:{n + 3 + i:02x}:00.0", rp, usp, f"0000:{n + 2:02x}:{i:02x}.0", root=root, numa=numa)
-            for i, _ in enumerate(names)]
+    return [
+        fn(f"0000:{n + 3 + i:02x}:00.0", rp, usp, f"0000:{n + 2:02x}:{i:02x}.0", root=root, numa=numa)
+        for i, _ in enumerate(names)
+    ]
 
 
 def test_one_nic_per_gpu_at_pix():
@@ -135,8 +137,14 @@ def trees(draw):
     for i in range(draw(st.integers(2, 12))):
         root = draw(st.sampled_from(["pci0000:00", "pci0000:40", "pci0000:80"]))
         bridges = tuple(f"0000:{draw(st.integers(0, 3)):02x}:{k:02x}.0" for k in range(draw(st.integers(0, 5))))
-        funcs.append(PciFunction(bdf=f"0000:f{i:x}:00.0", root=root, chain=(*bridges, f"0000:f{i:x}:00.0"),
-                                 numa_node=draw(st.sampled_from([-1, 0, 1]))))
+        funcs.append(
+            PciFunction(
+                bdf=f"0000:f{i:x}:00.0",
+                root=root,
+                chain=(*bridges, f"0000:f{i:x}:00.0"),
+                numa_node=draw(st.sampled_from([-1, 0, 1])),
+            )
+        )
     split = draw(st.integers(1, len(funcs) - 1))
     return funcs[:split], funcs[split:], draw(st.sampled_from(list(Affinity)[1:]))
 
@@ -158,7 +166,7 @@ def test_assignment_is_exclusive_within_limit_and_balanced(case):
     for g in gpus:
         if not out[g.bdf]:
             assert not any(classify(g, n) <= limit for n in free)
-            for other, ns in out.items():
+            for ns in out.values():
                 if len(ns) >= 2:
                     assert not any(classify(g, by_bdf[n]) <= limit for n in ns[1:])
     assert assign(gpus, nics, limit) == out  # deterministic

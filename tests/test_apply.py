@@ -10,34 +10,36 @@ import sys
 import jsonpatch
 import pytest
 
-from tests.apply_fixtures import HOOK_PATH, RUNC_SPEC_CONFIG, base_config, gpu_spec, make_bundle, write_spec
-from tests.conftest import run_cdigen
-
-FPGA_SPEC = {
-    "cdiVersion": "0.7.0",
-    "kind": "example.com/fpga",
-    "containerEdits": {
-        "env": ["FPGA_RUNTIME=1", "TERM=dumb"],
-        "mounts": [{"hostPath": "/opt/fpga/lib", "containerPath": "/usr/lib/fpga", "options": ["ro", "bind"]}],
-    },
-    "devices": [
-        {"name": "f0", "containerEdits": {
-            "deviceNodes": [{"path": "/dev/fpga0", "type": "c", "major": 240, "minor": 0, "fileMode": 0o660}],
-            "hooks": [{"hookName": "createContainer", "path": "/opt/fpga/bin/prepare", "args": ["prepare", "f0"]}],
-            "additionalGids": [44]}},
-        {"name": "f1", "containerEdits": {"env": ["FPGA=f1"]}},
-    ],
-}
+from tests.helpers.bad_specs import BROKEN_FPGA_TEXTS, GPU_MTU_20, REFUSED_FPGA_EDITS, fpga_with_f1_edits
+from tests.helpers.proc import run_cdigen
+from tests.helpers.specs import (
+    FPGA_SPEC,
+    HOOK_PATH,
+    RUNC_SPEC_CONFIG,
+    base_config,
+    gpu_spec,
+    make_bundle,
+    write_spec,
+)
 
 
 @pytest.fixture
 def spec_dir(tmp_path):
     d = tmp_path / "cdi"
-    write_spec(d, "cdigen-gpu.yaml", gpu_spec(2, nics_per_gpu=2, settings={
-        "ens0f0np0": "name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=9000",
-        "ens0f1np1": "name=net1,address=198.51.100.10,mask=255.255.255.0,mtu=9000",
-        "ens1f0np0": "name=net2,mtu=4200",
-        "ens1f1np1": "name=net3"}))
+    write_spec(
+        d,
+        "cdigen-gpu.yaml",
+        gpu_spec(
+            2,
+            nics_per_gpu=2,
+            settings={
+                "ens0f0np0": "name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=9000",
+                "ens0f1np1": "name=net1,address=198.51.100.10,mask=255.255.255.0,mtu=9000",
+                "ens1f0np0": "name=net2,mtu=4200",
+                "ens1f1np1": "name=net3",
+            },
+        ),
+    )
     write_spec(d, "example-fpga.json", FPGA_SPEC)
     return d
 
@@ -62,8 +64,18 @@ def test_one_gpu(tmp_path, spec_dir, snapshot):
 def test_devices_of_two_specs_in_request_order(tmp_path, spec_dir, snapshot):
     """gpu1, f0, gpu0: each spec's own edits once, before its first device."""
     bundle = make_bundle(tmp_path)
-    proc = apply(bundle, spec_dir, "--device", "cdigen.io/gpu=gpu1", "--device", "example.com/fpga=f0",
-                 "--device", "cdigen.io/gpu=gpu0", "--print-patch", check=0)
+    proc = apply(
+        bundle,
+        spec_dir,
+        "--device",
+        "cdigen.io/gpu=gpu1",
+        "--device",
+        "example.com/fpga=f0",
+        "--device",
+        "cdigen.io/gpu=gpu0",
+        "--print-patch",
+        check=0,
+    )
     snapshot.assert_match(config_text(bundle), "config.json")
     snapshot.assert_match(proc.stdout, "patch.json")
     # the printed patch is what turned the old document into the new one
@@ -75,9 +87,18 @@ def test_annotations_and_command_line_overrides(tmp_path, spec_dir, snapshot):
     config = base_config()
     config["annotations"] = {"cdi.k8s.io/gpus": "cdigen.io/gpu=gpu1", "org.example/keep": "me"}
     bundle = make_bundle(tmp_path, config)
-    proc = apply(bundle, spec_dir, "--device", "example.com/fpga=f1",
-                 "--netdev", "ens1f0np0=address=2001:db8::10/64,mtu=9000",
-                 "--netdev", "ens1f1np1=name=ib1,address=10.1.0.5/16", "--print-patch", check=0)
+    proc = apply(
+        bundle,
+        spec_dir,
+        "--device",
+        "example.com/fpga=f1",
+        "--netdev",
+        "ens1f0np0=address=2001:db8::10/64,mtu=9000",
+        "--netdev",
+        "ens1f1np1=name=ib1,address=10.1.0.5/16",
+        "--print-patch",
+        check=0,
+    )
     snapshot.assert_match(proc.stdout, "patch.json")
     snapshot.assert_match(config_text(bundle), "config.json")
 
@@ -124,20 +145,18 @@ def test_dry_run_shows_a_diff_and_writes_nothing(tmp_path, spec_dir):
 
 def test_no_hook(tmp_path, spec_dir):
     bundle = make_bundle(tmp_path)
-    spec = gpu_spec(1)
-    del spec["devices"][0]["containerEdits"]["hooks"]
-    write_spec(spec_dir, "cdigen-gpu.yaml", spec)
+    write_spec(spec_dir, "cdigen-gpu.yaml", gpu_spec(1, hook=False))
     apply(bundle, spec_dir, "--device", "cdigen.io/gpu=gpu0", "--no-hook", check=0)
     assert "hooks" not in json.loads(config_text(bundle))
     apply(bundle, spec_dir, "--device", "cdigen.io/gpu=gpu0", check=0)
-    assert json.loads(config_text(bundle))["hooks"] == {"createRuntime": [{"path": HOOK_PATH, "args": ["cdigen", "hook"]}]}
+    assert json.loads(config_text(bundle))["hooks"] == {
+        "createRuntime": [{"path": HOOK_PATH, "args": ["cdigen", "hook"]}]
+    }
 
 
 def test_default_hook_path_is_the_cdigen_beside_this_python(tmp_path, spec_dir):
     bundle = make_bundle(tmp_path)
-    spec = gpu_spec(1)
-    del spec["devices"][0]["containerEdits"]["hooks"]
-    write_spec(spec_dir, "cdigen-gpu.yaml", spec)
+    write_spec(spec_dir, "cdigen-gpu.yaml", gpu_spec(1, hook=False))
     run_cdigen("apply", bundle, "--spec-dir", spec_dir, "--device", "cdigen.io/gpu=gpu0", check=0)
     hooks = json.loads(config_text(bundle))["hooks"]["createRuntime"]
     assert hooks == [{"path": os.path.join(os.path.dirname(sys.executable), "cdigen"), "args": ["cdigen", "hook"]}]
@@ -153,9 +172,25 @@ def test_concurrent_applies_serialise_on_the_bundle_lock(tmp_path, spec_dir):
     bundle = make_bundle(tmp_path)
     env = dict(os.environ, NO_COLOR="1")
     env.pop("CDIGEN_DEBUG", None)
-    procs = [subprocess.Popen([sys.executable, "-m", "cdigen", "apply", str(bundle), "--spec-dir", str(spec_dir),
-                               "--hook-path", HOOK_PATH, "--device", device], env=env)
-             for device in ("example.com/fpga=f0", "example.com/fpga=f1", "cdigen.io/gpu=gpu0", "cdigen.io/gpu=gpu1")]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cdigen",
+                "apply",
+                str(bundle),
+                "--spec-dir",
+                str(spec_dir),
+                "--hook-path",
+                HOOK_PATH,
+                "--device",
+                device,
+            ],
+            env=env,
+        )
+        for device in ("example.com/fpga=f0", "example.com/fpga=f1", "cdigen.io/gpu=gpu0", "cdigen.io/gpu=gpu1")
+    ]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
     after = json.loads(config_text(bundle))
     assert {"FPGA=f1", "FPGA_RUNTIME=1"} <= set(after["process"]["env"])
@@ -172,32 +207,29 @@ def assert_failed(proc, code: int, bundle, before: bytes, message: str) -> None:
     assert (bundle / "config.json").read_bytes() == before
 
 
-@pytest.mark.parametrize("config, message", [
-    ("{", "config.json: invalid JSON: Expecting property name"),
-    ("[]", "config.json: expected a JSON object, got list"),
-    ('{"ociVersion": "1.0.2"}', "config.json: no 'linux' object"),
-    ('{"linux": []}', "config.json: 'linux' must be an object"),
-    ('{"linux": {}, "process": {"env": "PATH=/bin"}}', "config.json: process.env: expected a list"),
-    ('{"linux": {}, "annotations": {"cdi.k8s.io/x": "nvidia.com/gpu"}}', "invalid CDI device name 'nvidia.com/gpu'"),
-    (b'{"linux": {}, "x": "\xff"}', "config.json: invalid JSON: not UTF-8"),
-    ('{"linux": {}, "x": NaN}', "config.json: invalid JSON: NaN is not JSON"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("{", "config.json: invalid JSON: Expecting property name"),
+        ("[]", "config.json: expected a JSON object, got list"),
+        ('{"ociVersion": "1.0.2"}', "config.json: no 'linux' object"),
+        ('{"linux": []}', "config.json: 'linux' must be an object"),
+        ('{"linux": {}, "process": {"env": "PATH=/bin"}}', "config.json: process.env: expected a list"),
+        (
+            '{"linux": {}, "annotations": {"cdi.k8s.io/x": "nvidia.com/gpu"}}',
+            "invalid CDI device name 'nvidia.com/gpu'",
+        ),
+        (b'{"linux": {}, "x": "\xff"}', "config.json: invalid JSON: not UTF-8"),
+        ('{"linux": {}, "x": NaN}', "config.json: invalid JSON: NaN is not JSON"),
+    ],
+)
 def test_bad_config(tmp_path, spec_dir, config, message):
     bundle = make_bundle(tmp_path, config)
     before = (bundle / "config.json").read_bytes()
     assert_failed(apply(bundle, spec_dir, "--device", "example.com/fpga=f1"), 3, bundle, before, message)
 
 
-@pytest.mark.parametrize("spec_text, message", [
-    ("kind: example.com/fpga\ndevices: [\n", "invalid YAML"),
-    ('{"kind": "example.com/fpga", "devices": [}', "invalid JSON"),
-    ("cdiVersion: 1.1.0\nkind: example.com/fpga\ndevices:\n- name: f1\n  containerEdits: {env: [A=1], gids: [1]}\n",
-     "devices[0].containerEdits.gids: unknown field"),
-    ("cdiVersion: 1.1.0\nkind: example.com/fpga\ndevices:\n- name: f1\n  containerEdits: {additionalGids: [-1]}\n",
-     "additionalGids[0]: -1 is out of range"),
-    ("cdiVersion: 1.1.0\nkind: example.com/fpga\ndevices:\n- name: f1\n  containerEdits: {env: A=1}\n",
-     "env: expected a list"),
-])
+@pytest.mark.parametrize("spec_text, message", BROKEN_FPGA_TEXTS)
 def test_broken_spec_of_the_requested_kind(tmp_path, spec_dir, spec_text, message):
     (spec_dir / "example-fpga.json").write_text(spec_text)
     bundle = make_bundle(tmp_path)
@@ -207,17 +239,9 @@ def test_broken_spec_of_the_requested_kind(tmp_path, spec_dir, spec_text, messag
     assert message in proc.stderr
 
 
-@pytest.mark.parametrize("edits, message", [
-    ({"mounts": [{"hostPath": "/a", "containerPath": "etc/x"}]}, "mounts[0].containerPath: relative path 'etc/x'"),
-    ({"mounts": [{"hostPath": "/a/../../etc", "containerPath": "/x"}]}, "mounts[0].hostPath: path '/a/../../etc' contains '..'"),
-    ({"deviceNodes": [{"path": "/dev/../dev/null"}]}, "deviceNodes[0].path: path '/dev/../dev/null' contains '..'"),
-    ({"deviceNodes": [{"path": "null", "hostPath": "/dev/null"}]}, "deviceNodes[0].path: relative path 'null'"),
-    ({"deviceNodes": [{"path": "/dev/nope0"}]}, "failed to stat CDI host device '/dev/nope0'"),
-])
+@pytest.mark.parametrize("edits, message", REFUSED_FPGA_EDITS)
 def test_refused_spec_content(tmp_path, spec_dir, edits, message):
-    spec = json.loads(json.dumps(FPGA_SPEC))
-    spec["devices"][1]["containerEdits"] = edits
-    write_spec(spec_dir, "example-fpga.json", spec)
+    write_spec(spec_dir, "example-fpga.json", fpga_with_f1_edits(edits))
     bundle = make_bundle(tmp_path)
     before = (bundle / "config.json").read_bytes()
     proc = apply(bundle, spec_dir, "--device", "example.com/fpga=f1")
@@ -233,21 +257,24 @@ def test_unresolvable_devices_are_all_named(tmp_path, spec_dir):
     assert_failed(proc, 3, bundle, before, "unresolvable CDI devices example.com/fpga=f9, cdigen.io/gpu=gpu7\n")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--device", "nvidia.com/gpu"], "--device 'nvidia.com/gpu': expected vendor/class=name"),
-    (["--netdev", "ens0f0np0=name=a/b"], "contains '/'"),
-    (["--netdev", "ens0f0np0=name=averyveryverylongname"], "longer than 15 bytes"),
-    (["--netdev", "ens0f0np0=address=192.0.2.300/24"], "invalid IP address"),
-    (["--netdev", "ens0f0np0=address=192.0.2.3,mask=255.0.255.0"], "not contiguous"),
-    (["--netdev", "ens0f0np0=address=192.0.2.3/33"], "too long for IPv4"),
-    (["--netdev", "ens0f0np0=mtu=67"], "MTU 67 is outside 68..65535"),
-    (["--netdev", "ens0f0np0=mtu=65536"], "outside 68..65535"),
-    (["--netdev", "ens0f0np0=address=2001:db8::1/64,mtu=1279"], "outside 1280..65535 for IPv6"),
-    (["--netdev", "ens0f0np0=colour=blue"], "expected name=, address=, mask= or mtu="),
-    (["--netdev", "eth9=mtu=1500"], "no requested device carries host interface eth9"),
-    (["--netdev", "ens0f1np1=name=net0"], "both map to container name net0"),
-    (["--hook-path", "cdigen"], "--hook-path must be absolute"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--device", "nvidia.com/gpu"], "--device 'nvidia.com/gpu': expected vendor/class=name"),
+        (["--netdev", "ens0f0np0=name=a/b"], "contains '/'"),
+        (["--netdev", "ens0f0np0=name=averyveryverylongname"], "longer than 15 bytes"),
+        (["--netdev", "ens0f0np0=address=192.0.2.300/24"], "invalid IP address"),
+        (["--netdev", "ens0f0np0=address=192.0.2.3,mask=255.0.255.0"], "not contiguous"),
+        (["--netdev", "ens0f0np0=address=192.0.2.3/33"], "too long for IPv4"),
+        (["--netdev", "ens0f0np0=mtu=67"], "MTU 67 is outside 68..65535"),
+        (["--netdev", "ens0f0np0=mtu=65536"], "outside 68..65535"),
+        (["--netdev", "ens0f0np0=address=2001:db8::1/64,mtu=1279"], "outside 1280..65535 for IPv6"),
+        (["--netdev", "ens0f0np0=colour=blue"], "expected name=, address=, mask= or mtu="),
+        (["--netdev", "eth9=mtu=1500"], "no requested device carries host interface eth9"),
+        (["--netdev", "ens0f1np1=name=net0"], "both map to container name net0"),
+        (["--hook-path", "cdigen"], "--hook-path must be absolute"),
+    ],
+)
 def test_command_line_mistakes_are_usage_errors(tmp_path, spec_dir, args, message):
     bundle = make_bundle(tmp_path)
     before = (bundle / "config.json").read_bytes()
@@ -256,7 +283,7 @@ def test_command_line_mistakes_are_usage_errors(tmp_path, spec_dir, args, messag
 
 
 def test_bad_netdev_annotation_in_a_spec_is_invalid_input(tmp_path, spec_dir):
-    write_spec(spec_dir, "cdigen-gpu.yaml", gpu_spec(1, settings={"ens0f0np0": "name=net0,mtu=20"}))
+    write_spec(spec_dir, "cdigen-gpu.yaml", GPU_MTU_20)
     bundle = make_bundle(tmp_path)
     before = (bundle / "config.json").read_bytes()
     proc = apply(bundle, spec_dir, "--device", "cdigen.io/gpu=gpu0")
@@ -280,8 +307,15 @@ def test_read_only_bundle(tmp_path, spec_dir):
     env = dict(os.environ, NO_COLOR="1")
     env.pop("CDIGEN_DEBUG", None)
     # a private mount namespace: the read-only bind mount disappears with the process
-    script = (f'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec "{sys.executable}" -m cdigen '
-              f'apply "$1" --spec-dir "$2" --hook-path {HOOK_PATH} --device example.com/fpga=f1')
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(bundle), str(spec_dir)],
-                          capture_output=True, text=True, env=env, timeout=60)
+    script = (
+        f'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec "{sys.executable}" -m cdigen '
+        f'apply "$1" --spec-dir "$2" --hook-path {HOOK_PATH} --device example.com/fpga=f1'
+    )
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", str(bundle), str(spec_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert_failed(proc, 1, bundle, before, f"cannot write {bundle}/config.json: Read-only file system")

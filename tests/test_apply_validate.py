@@ -1,5 +1,6 @@
 """`cdigen validate`, `cdigen list`, and our outputs checked against the JSON Schemas in specs/."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,9 +12,9 @@ from hypothesis import strategies as st
 from cdigen import netdev
 from cdigen.cdi import load
 from cdigen.cdi.spec import SpecError
-from tests.apply_fixtures import HOOK_PATH, gpu_spec, make_bundle, to_yaml, write_spec
-from tests.conftest import run_cdigen
-from tests.test_apply import FPGA_SPEC
+from tests.helpers.bad_specs import BROKEN_KIND, NO_DEVICES, mtu_in_net_devices, validate_dir_specs
+from tests.helpers.proc import run_cdigen
+from tests.helpers.specs import FPGA_SPEC, HOOK_PATH, gpu_spec, make_bundle, write_spec
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -32,15 +33,8 @@ NETDEVICES = validator("oci-netdevices.schema.json")
 
 def test_validate_reports_every_problem_with_file_and_field(tmp_path):
     d = tmp_path / "cdi"
-    write_spec(d, "a-good.yaml", gpu_spec(2))
-    write_spec(d, "b-unknown.yaml", to_yaml(gpu_spec(1, kind="b.com/gpu")).replace("  containerEdits:", "  containerEdit:", 1))
-    write_spec(d, "c-version.json", gpu_spec(1, kind="c.com/gpu") | {"cdiVersion": "1.0.0"})
-    spec = gpu_spec(1, kind="d.com/gpu")
-    spec["devices"][0]["containerEdits"]["mounts"] = [{"hostPath": "lib", "containerPath": "/usr/lib/x"}]
-    write_spec(d, "d-relative.yaml", spec)
-    write_spec(d, "e-conflict.yaml", gpu_spec(1, kind="cdigen.io/gpu"))
-    write_spec(d, "f-billion.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi")))
+    for name, doc in validate_dir_specs().items():
+        write_spec(d, name, doc)
     proc = run_cdigen("validate", "--spec-dir", d)
     assert proc.returncode == 3
     conflict = f"conflicting device 'cdigen.io/gpu=gpu0' (specs '{d}/a-good.yaml', '{d}/e-conflict.yaml')"
@@ -59,10 +53,12 @@ def test_validate_files_named_on_the_command_line(tmp_path):
     good = write_spec(tmp_path, "good.json", FPGA_SPEC)
     proc = run_cdigen("validate", good, check=0)
     assert proc.stdout == "1 spec file, 2 devices: valid\n" and proc.stderr == ""
-    bad = write_spec(tmp_path, "bad.yaml", "cdiVersion: 1.1.0\nkind: a.com/b\ndevices: []\n")
+    bad = write_spec(tmp_path, "bad.yaml", NO_DEVICES)
     proc = run_cdigen("validate", good, bad, tmp_path / "gone.yaml", check=3)
-    assert proc.stdout.splitlines() == [f"{bad}: invalid spec, no devices",
-                                        f"{tmp_path}/gone.yaml: cannot read: No such file or directory"]
+    assert proc.stdout.splitlines() == [
+        f"{bad}: invalid spec, no devices",
+        f"{tmp_path}/gone.yaml: cannot read: No such file or directory",
+    ]
 
 
 def test_validate_an_empty_directory_is_valid(tmp_path):
@@ -77,26 +73,32 @@ def listed(tmp_path):
     d = tmp_path / "cdi"
     write_spec(d, "gpu.yaml", gpu_spec(2))
     write_spec(d, "fpga.json", FPGA_SPEC)
-    write_spec(d, "broken.yaml", "kind: [")
+    write_spec(d, "broken.yaml", BROKEN_KIND)
     return d
 
 
 def test_list_table(listed):
     proc = run_cdigen("list", "--spec-dir", listed, check=0)
     rows = [line.split() for line in proc.stdout.splitlines()]
-    assert rows == [["KIND", "DEVICE", "NETDEVS", "SPEC", "FILE"],
-                    ["cdigen.io/gpu", "gpu0", "ens0f0np0>net0", f"{listed}/gpu.yaml"],
-                    ["cdigen.io/gpu", "gpu1", "ens1f0np0>net1", f"{listed}/gpu.yaml"],
-                    ["example.com/fpga", "f0", f"{listed}/fpga.json"],
-                    ["example.com/fpga", "f1", f"{listed}/fpga.json"]]
+    assert rows == [
+        ["KIND", "DEVICE", "NETDEVS", "SPEC", "FILE"],
+        ["cdigen.io/gpu", "gpu0", "ens0f0np0>net0", f"{listed}/gpu.yaml"],
+        ["cdigen.io/gpu", "gpu1", "ens1f0np0>net1", f"{listed}/gpu.yaml"],
+        ["example.com/fpga", "f0", f"{listed}/fpga.json"],
+        ["example.com/fpga", "f1", f"{listed}/fpga.json"],
+    ]
     assert proc.stderr.startswith(f"cdigen: warning: {listed}/broken.yaml: invalid YAML")
 
 
 def test_list_json(listed):
     out = json.loads(run_cdigen("list", "--spec-dir", listed, "--json", check=0).stdout)
     assert list(out["kinds"]) == ["cdigen.io/gpu", "example.com/fpga"]
-    assert out["kinds"]["cdigen.io/gpu"][1] == {"name": "gpu1", "qualifiedName": "cdigen.io/gpu=gpu1",
-                                                "spec": f"{listed}/gpu.yaml", "netDevices": {"ens1f0np0": "net1"}}
+    assert out["kinds"]["cdigen.io/gpu"][1] == {
+        "name": "gpu1",
+        "qualifiedName": "cdigen.io/gpu=gpu1",
+        "spec": f"{listed}/gpu.yaml",
+        "netDevices": {"ens1f0np0": "net1"},
+    }
     assert list(out["errors"]) == [f"{listed}/broken.yaml"]
 
 
@@ -106,8 +108,7 @@ def test_list_json(listed):
 def test_strict_cdi_schema_accepts_our_specs_and_refuses_unknown_fields():
     for spec in (gpu_spec(3, nics_per_gpu=2), FPGA_SPEC):
         assert list(CDI.iter_errors(spec)) == []
-    bad = gpu_spec(1)
-    bad["devices"][0]["containerEdits"]["netDevices"][0]["mtu"] = 9000  # belongs in annotations
+    bad = mtu_in_net_devices()  # an MTU belongs in the annotations
     assert [e.message for e in CDI.iter_errors(bad)] == ["Additional properties are not allowed ('mtu' was unexpected)"]
 
 
@@ -121,31 +122,64 @@ def test_scan_output_passes_the_strict_schema_and_our_loader(tmp_path):
 
 def test_patched_net_devices_pass_the_netdevices_schema(tmp_path):
     d = tmp_path / "cdi"
-    write_spec(d, "gpu.yaml", gpu_spec(2, nics_per_gpu=2, settings={
-        "ens0f0np0": "name=net0,address=192.0.2.10/24,mtu=9000", "ens0f1np1": "name=eth%d"}))
+    write_spec(
+        d,
+        "gpu.yaml",
+        gpu_spec(
+            2,
+            nics_per_gpu=2,
+            settings={"ens0f0np0": "name=net0,address=192.0.2.10/24,mtu=9000", "ens0f1np1": "name=eth%d"},
+        ),
+    )
     bundle = make_bundle(tmp_path)
-    run_cdigen("apply", bundle, "--spec-dir", d, "--hook-path", HOOK_PATH, "--device", "cdigen.io/gpu=gpu0",
-               "--device", "cdigen.io/gpu=gpu1", "--netdev", "ens1f0np0=address=2001:db8::5/64,mtu=1500", check=0)
+    run_cdigen(
+        "apply",
+        bundle,
+        "--spec-dir",
+        d,
+        "--hook-path",
+        HOOK_PATH,
+        "--device",
+        "cdigen.io/gpu=gpu0",
+        "--device",
+        "cdigen.io/gpu=gpu1",
+        "--netdev",
+        "ens1f0np0=address=2001:db8::5/64,mtu=1500",
+        check=0,
+    )
     net = json.loads((bundle / "config.json").read_text())["linux"]["netDevices"]
     assert len(net) == 4
     assert list(NETDEVICES.iter_errors(net)) == []
-    for bad in ({"eth0": {"name": "net0", "mtu": 67}}, {"eth0": {"name": "a/b"}}, {"eth0": {"address": "10.0.0.1"}},
-                {"eth0": {"name": "n", "address": "10.0.0.1", "mask": "255.0.255.0"}}, {"a:b": {"name": "n"}},
-                {"eth0": {"name": "n", "gateway": "10.0.0.1"}}):
+    for bad in (
+        {"eth0": {"name": "net0", "mtu": 67}},
+        {"eth0": {"name": "a/b"}},
+        {"eth0": {"address": "10.0.0.1"}},
+        {"eth0": {"name": "n", "address": "10.0.0.1", "mask": "255.0.255.0"}},
+        {"a:b": {"name": "n"}},
+        {"eth0": {"name": "n", "gateway": "10.0.0.1"}},
+    ):
         assert list(NETDEVICES.iter_errors(bad)) != [], bad
 
 
 @settings(max_examples=200, deadline=None)
-@given(host=st.text(min_size=1, max_size=16), name=st.one_of(st.none(), st.text(max_size=16)),
-       address=st.one_of(st.none(), st.ip_addresses().map(str)), prefix=st.integers(0, 128),
-       mtu=st.one_of(st.none(), st.integers(0, 70000)))
+@given(
+    host=st.text(min_size=1, max_size=16),
+    name=st.one_of(st.none(), st.text(max_size=16)),
+    address=st.one_of(st.none(), st.ip_addresses().map(str)),
+    prefix=st.integers(0, 128),
+    mtu=st.one_of(st.none(), st.integers(0, 70000)),
+)
 def test_every_netdev_setting_cdigen_accepts_passes_the_schema(host, name, address, prefix, mtu):
-    """netconf (what apply writes) never produces an entry the schema refuses."""
+    """netconf (what apply writes) never produces an entry the schema refuses, and the entry
+    reads back as the same setting (what the hook reads)."""
     try:
         cfg = netdev.make(host, name, f"{address}/{prefix}" if address else None, None, mtu)
-    except netdev.NetdevError:
+    except netdev.NetdevError as e:
+        assert "\n" not in str(e)
         return
     assert list(NETDEVICES.iter_errors({cfg.host: cfg.to_oci()})) == []
+    assert netdev.from_oci(cfg.host, cfg.to_oci()) == dataclasses.replace(cfg, name=cfg.container_name)
+    assert (cfg.mtu, cfg.name) == (mtu, name)
 
 
 @settings(max_examples=200, deadline=None)

@@ -7,11 +7,9 @@ import pytest
 
 from cdigen.examples import EXAMPLES, fakesys
 from cdigen.scan.affinity import Affinity, classify
-from cdigen.scan.sysfs import discover
 from cdigen.scan.model import CharDev
-from tests.conftest import fast_tmpdir
-
-
+from cdigen.scan.sysfs import discover
+from tests.helpers.proc import fast_tmpdir
 
 
 @pytest.fixture(scope="module")
@@ -22,36 +20,50 @@ def trees():
         shutil.rmtree(root)
 
 
-
-
 def test_hgx_gpus(trees):
     topo = discover(trees["hgx-h100"])
     assert topo.warnings == []
     assert [(g.bdf, g.minor) for g in topo.gpus] == [
-        ("0000:13:00.0", 0), ("0000:15:00.0", 1), ("0000:33:00.0", 2), ("0000:35:00.0", 3),
-        ("0000:93:00.0", 4), ("0000:95:00.0", 5), ("0000:b3:00.0", 6), ("0000:b5:00.0", 7)]
+        ("0000:13:00.0", 0),
+        ("0000:15:00.0", 1),
+        ("0000:33:00.0", 2),
+        ("0000:35:00.0", 3),
+        ("0000:93:00.0", 4),
+        ("0000:95:00.0", 5),
+        ("0000:b3:00.0", 6),
+        ("0000:b5:00.0", 7),
+    ]
     g0 = topo.gpus[0]
     assert g0.model == "NVIDIA H100 80GB HBM3"
     assert g0.uuid.startswith("GPU-") and len(g0.uuid) == 40
     assert g0.node == CharDev("/dev/nvidia0", 195, 0)
     assert g0.drm == (CharDev("/dev/dri/card0", 226, 0), CharDev("/dev/dri/renderD128", 226, 128))
-    assert topo.control == [CharDev("/dev/nvidiactl", 195, 255), CharDev("/dev/nvidia-modeset", 195, 254),
-                            CharDev("/dev/nvidia-uvm", 508, 0), CharDev("/dev/nvidia-uvm-tools", 508, 1)]
+    assert topo.control == [
+        CharDev("/dev/nvidiactl", 195, 255),
+        CharDev("/dev/nvidia-modeset", 195, 254),
+        CharDev("/dev/nvidia-uvm", 508, 0),
+        CharDev("/dev/nvidia-uvm-tools", 508, 1),
+    ]
     assert topo.numa_nodes == (0, 1)
 
 
 def test_hgx_nics_and_rdma(trees):
     topo = discover(trees["hgx-h100"])
     assert [(n.bdf, n.label, [d.name for d in n.netdevs]) for n in topo.nics][:3] == [
-        ("0000:14:00.0", "mlx5_0", ["ibp20s0"]), ("0000:16:00.0", "mlx5_1", ["ibp22s0"]),
-        ("0000:17:00.0", "mlx5_2", ["enp23s0np0"])]
+        ("0000:14:00.0", "mlx5_0", ["ibp20s0"]),
+        ("0000:16:00.0", "mlx5_1", ["ibp22s0"]),
+        ("0000:17:00.0", "mlx5_2", ["enp23s0np0"]),
+    ]
     assert len(topo.nics) == 10
     nic0, storage = topo.nics[0], topo.nics[2]
     assert nic0.netdevs[0].link_layer == "InfiniBand" and nic0.netdevs[0].mtu == 4092
     assert nic0.rdma[0].link_layer == "InfiniBand"
     assert storage.netdevs[0].link_layer == "Ethernet" and storage.rdma[0].link_layer == "Ethernet"
-    assert nic0.chardevs == (CharDev("/dev/infiniband/uverbs0", 231, 192), CharDev("/dev/infiniband/umad0", 231, 0),
-                             CharDev("/dev/infiniband/issm0", 231, 64))
+    assert nic0.chardevs == (
+        CharDev("/dev/infiniband/uverbs0", 231, 192),
+        CharDev("/dev/infiniband/umad0", 231, 0),
+        CharDev("/dev/infiniband/issm0", 231, 64),
+    )
     assert topo.rdma_cm == CharDev("/dev/infiniband/rdma_cm", 10, 58)
     assert "lo" not in {d.name for n in topo.nics for d in n.netdevs}  # virtual netdevs skipped
 
@@ -61,9 +73,10 @@ def test_hgx_classes_match_the_reference(trees):
     topo = discover(trees["hgx-h100"])
     pci = topo.pci
     gpu0 = pci["0000:13:00.0"]
-    assert [classify(gpu0, pci[b]).name for b in ("0000:14:00.0", "0000:16:00.0", "0000:34:00.0",
-                                                   "0000:36:00.0", "0000:94:00.0", "0000:b6:00.0")] == \
-        ["PIX", "PIX", "NODE", "NODE", "SYS", "SYS"]
+    assert [
+        classify(gpu0, pci[b]).name
+        for b in ("0000:14:00.0", "0000:16:00.0", "0000:34:00.0", "0000:36:00.0", "0000:94:00.0", "0000:b6:00.0")
+    ] == ["PIX", "PIX", "NODE", "NODE", "SYS", "SYS"]
     assert classify(gpu0, pci["0000:15:00.0"]) == Affinity.PIX
     assert classify(gpu0, pci["0000:33:00.0"]) == Affinity.NODE
     assert classify(gpu0, pci["0000:93:00.0"]) == Affinity.SYS
@@ -116,11 +129,16 @@ def test_cloud_vm_every_device_on_its_own_domain(trees):
 
 def test_gpu_without_driver_is_reported(trees):
     topo = discover(trees["no-driver"])
-    assert [(g.bdf, g.minor, g.driver) for g in topo.gpus] == [("0000:73:00.0", 0, "nvidia"),
-                                                               ("0000:75:00.0", None, None)]
+    assert [(g.bdf, g.minor, g.driver) for g in topo.gpus] == [
+        ("0000:73:00.0", 0, "nvidia"),
+        ("0000:75:00.0", None, None),
+    ]
     assert [(w.path, w.reason) for w in topo.warnings] == [
-        ("/sys/bus/pci/devices/0000:75:00.0",
-         "NVIDIA GPU without the nvidia driver bound (driver: none); left out of the spec")]
+        (
+            "/sys/bus/pci/devices/0000:75:00.0",
+            "NVIDIA GPU without the nvidia driver bound (driver: none); left out of the spec",
+        )
+    ]
 
 
 def test_gpu_bound_to_vfio_is_reported(tree):
@@ -156,8 +174,9 @@ def test_garbage_missing_and_unreadable_files_are_warnings(tree):
 
     warned = {w.path: w.reason for w in topo.warnings}
     assert len(warned) == len(topo.warnings) == 8
-    assert warned["/sys/class/misc/rdma_cm"] == \
-        "missing (module rdma_ucm not loaded?); /dev/infiniband/rdma_cm left out"
+    assert (
+        warned["/sys/class/misc/rdma_cm"] == "missing (module rdma_ucm not loaded?); /dev/infiniband/rdma_cm left out"
+    )
     assert topo.rdma_cm is None
     assert warned[f"/{gpu1}/numa_node"] == "not a number: 'banana'"
     assert warned["/proc/driver/nvidia/gpus/0000:33:00.0/information"] == "no valid 'Device Minor' (got 'lots')"
@@ -180,8 +199,10 @@ def test_empty_root_is_not_an_error(tree):
     shutil.rmtree(os.path.join(root, "sys"))
     topo = discover(root)
     assert topo.gpus == [] and topo.nics == []
-    assert [(w.path, w.reason) for w in topo.warnings] == [("/sys/bus/pci/devices", "missing"),
-                                                           ("/sys/class/net", "missing")]
+    assert [(w.path, w.reason) for w in topo.warnings] == [
+        ("/sys/bus/pci/devices", "missing"),
+        ("/sys/class/net", "missing"),
+    ]
 
 
 def test_minor_is_read_not_assumed(trees):

@@ -11,27 +11,25 @@ from hypothesis import strategies as st
 from cdigen import netdev
 from cdigen.cdi import edits
 from cdigen.cdi.load import Device, Spec
-from cdigen.cdi.spec import check_spec
 from cdigen.errors import BadArgument, CdigenError, InvalidInput
-from tests.apply_fixtures import HOOK_PATH, base_config, gpu_spec
+from tests.helpers.bad_specs import BAD_NETDEV_SETTINGS, BAD_PATHS, HOST_DEVICE_NODE_ERRORS
+from tests.helpers.specs import HOOK_PATH, base_config, cdi_spec, device, devices_of, gpu_spec, loaded
 
 EMPTY = {"linux": {}}
 
 
-def make_spec(device_edits: dict | list[dict], spec_edits: dict | None = None, kind: str = "vendor.com/device",
-              path: str = "/etc/cdi/test.yaml", annotations: list[dict] | None = None) -> Spec:
+def make_spec(
+    device_edits: dict | list[dict],
+    spec_edits: dict | None = None,
+    kind: str = "vendor.com/device",
+    path: str = "/etc/cdi/test.yaml",
+    annotations: list[dict] | None = None,
+) -> Spec:
+    """A loaded spec of devices dev0, dev1... with these edits (and annotations, in order)."""
     many = device_edits if isinstance(device_edits, list) else [device_edits]
-    raw = {"cdiVersion": "1.1.0", "kind": kind,
-           "devices": [{"name": f"dev{i}", "containerEdits": e} for i, e in enumerate(many)]}
-    for device, ann in zip(raw["devices"], annotations or []):
-        device["annotations"] = ann
-    if spec_edits:
-        raw["containerEdits"] = spec_edits
-    return Spec(path, 0, check_spec(raw))
-
-
-def devices_of(spec: Spec, *indexes: int) -> list[Device]:
-    return [Device(spec, spec.data["devices"][i]) for i in (indexes or range(len(spec.data["devices"])))]
+    annotations = list(annotations or []) + [None] * (len(many) - len(annotations or []))
+    devices = [device(f"dev{i}", e, a) for i, (e, a) in enumerate(zip(many, annotations, strict=True))]
+    return loaded(cdi_spec(devices, kind, edits=spec_edits or None), path)
 
 
 def inject(config: dict, devices: list[Device], overrides=(), hook_path=None) -> dict:
@@ -68,7 +66,8 @@ def test_device_node_completed_from_the_host():  # vector 28
     out = inject(EMPTY, devices_of(make_spec({"deviceNodes": [{"path": "/dev/null"}]})))
     assert out["linux"]["devices"] == [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666}]
     assert out["linux"]["resources"]["devices"] == [
-        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+    ]
 
 
 def test_minimal_node_without_host_node_is_used_as_is():  # vector 29
@@ -79,14 +78,24 @@ def test_minimal_node_without_host_node_is_used_as_is():  # vector 29
 
 
 def test_minimal_node_gets_the_host_file_mode_but_keeps_its_numbers():  # v1.1.0 (commit 457489d)
-    node = {"path": "/dev/mine", "hostPath": "/dev/null", "type": "c", "major": 7, "minor": 9,
-            "permissions": "rw", "uid": 5}
-    out = inject({"linux": {}, "process": {"user": {"uid": 1000, "gid": 1000}}},
-                 devices_of(make_spec({"deviceNodes": [node]})))
+    node = {
+        "path": "/dev/mine",
+        "hostPath": "/dev/null",
+        "type": "c",
+        "major": 7,
+        "minor": 9,
+        "permissions": "rw",
+        "uid": 5,
+    }
+    out = inject(
+        {"linux": {}, "process": {"user": {"uid": 1000, "gid": 1000}}}, devices_of(make_spec({"deviceNodes": [node]}))
+    )
     assert out["linux"]["devices"] == [
-        {"path": "/dev/mine", "type": "c", "major": 7, "minor": 9, "fileMode": 0o666, "uid": 5, "gid": 1000}]
+        {"path": "/dev/mine", "type": "c", "major": 7, "minor": 9, "fileMode": 0o666, "uid": 5, "gid": 1000}
+    ]
     assert out["linux"]["resources"]["devices"] == [
-        {"allow": True, "type": "c", "major": 7, "minor": 9, "access": "rw"}]
+        {"allow": True, "type": "c", "major": 7, "minor": 9, "access": "rw"}
+    ]
 
 
 def test_fifo_gets_no_cgroup_rule(tmp_path):
@@ -97,11 +106,7 @@ def test_fifo_gets_no_cgroup_rule(tmp_path):
     assert "resources" not in out["linux"] or not out["linux"]["resources"].get("devices")
 
 
-@pytest.mark.parametrize("node, message", [
-    ({"path": "/dev/does-not-exist"}, "failed to stat CDI host device '/dev/does-not-exist'"),
-    ({"path": "/dev/null", "type": "b"}, "host type mismatch (b, c)"),
-    ({"path": "/dev/x", "hostPath": "/etc/hostname"}, "is not a device node"),
-])
+@pytest.mark.parametrize("node, message", HOST_DEVICE_NODE_ERRORS)
 def test_device_node_errors(node, message):
     with pytest.raises(InvalidInput) as e:
         edits.merge_device_edits(devices_of(make_spec({"deviceNodes": [node]})))
@@ -112,12 +117,20 @@ def test_device_node_errors(node, message):
 def test_symlink_is_not_followed(tmp_path):
     (tmp_path / "null").symlink_to("/dev/null")
     with pytest.raises(InvalidInput, match="is not a device node"):
-        edits.merge_device_edits(devices_of(make_spec({"deviceNodes": [{"path": "/dev/n", "hostPath": str(tmp_path / "null")}]})))
+        edits.merge_device_edits(
+            devices_of(make_spec({"deviceNodes": [{"path": "/dev/n", "hostPath": str(tmp_path / "null")}]}))
+        )
 
 
 def test_injected_node_replaces_one_with_the_same_path():
-    config = {"linux": {"devices": [{"path": "/dev/null", "type": "c", "major": 9, "minor": 9},
-                                    {"path": "/dev/other", "type": "c", "major": 8, "minor": 8}]}}
+    config = {
+        "linux": {
+            "devices": [
+                {"path": "/dev/null", "type": "c", "major": 9, "minor": 9},
+                {"path": "/dev/other", "type": "c", "major": 8, "minor": 8},
+            ]
+        }
+    }
     out = inject(config, devices_of(make_spec({"deviceNodes": [{"path": "/dev/null"}]})))
     assert [d["path"] for d in out["linux"]["devices"]] == ["/dev/other", "/dev/null"]
     assert out["linux"]["devices"][1]["major"] == 1
@@ -143,8 +156,10 @@ def test_mount_with_same_destination_is_replaced_and_shaped_like_oci():
     config = {"linux": {}, "mounts": [mount("/x"), mount("/y")]}
     cdi = {"hostPath": "/host/x", "containerPath": "/x", "type": "bind", "options": ["ro", "rbind"]}
     out = inject(config, devices_of(make_spec({"mounts": [cdi]})))
-    assert out["mounts"] == [mount("/y"), {"destination": "/x", "type": "bind", "source": "/host/x",
-                                           "options": ["ro", "rbind"]}]
+    assert out["mounts"] == [
+        mount("/y"),
+        {"destination": "/x", "type": "bind", "source": "/host/x", "options": ["ro", "rbind"]},
+    ]
 
 
 def test_bind_mounts_unchanged_with_a_user_namespace():  # v1.1.0 (HEAD would add idmap)
@@ -153,9 +168,17 @@ def test_bind_mounts_unchanged_with_a_user_namespace():  # v1.1.0 (HEAD would ad
     assert out["mounts"] == [{"destination": "/b", "type": "bind", "source": "/a"}]
 
 
-@pytest.mark.parametrize("path, clean", [
-    ("", "."), ("/", "/"), ("//a//b/", "/a/b"), ("/a/../..", "/"), ("a/../../b", "../b"), ("/a/./b/.", "/a/b"),
-])
+@pytest.mark.parametrize(
+    "path, clean",
+    [
+        ("", "."),
+        ("/", "/"),
+        ("//a//b/", "/a/b"),
+        ("/a/../..", "/"),
+        ("a/../../b", "../b"),
+        ("/a/./b/.", "/a/b"),
+    ],
+)
 def test_go_clean(path, clean):
     assert edits.go_clean(path) == clean
 
@@ -178,16 +201,27 @@ def test_intel_rdt_replaced_whole():  # vector 33
 
 def test_net_devices_overwrite_existing_keys():  # vector 34
     config = {"linux": {"netDevices": {"eno1": {"name": "netdev1"}}}}
-    spec = make_spec({"netDevices": [{"hostInterfaceName": "eno1", "name": "netdev2"},
-                                     {"hostInterfaceName": "eno2", "name": "netdev1"}]})
-    assert inject(config, devices_of(spec))["linux"]["netDevices"] == {"eno1": {"name": "netdev2"},
-                                                                     "eno2": {"name": "netdev1"}}
+    spec = make_spec(
+        {
+            "netDevices": [
+                {"hostInterfaceName": "eno1", "name": "netdev2"},
+                {"hostInterfaceName": "eno2", "name": "netdev1"},
+            ]
+        }
+    )
+    assert inject(config, devices_of(spec))["linux"]["netDevices"] == {
+        "eno1": {"name": "netdev2"},
+        "eno2": {"name": "netdev1"},
+    }
 
 
-@pytest.mark.parametrize("existing, gids, expected", [  # vector 35
-    (None, [4, 5, 6, 5, 6, 4], [4, 5, 6]),
-    ([4], [4, 5], [4, 5]),
-])
+@pytest.mark.parametrize(
+    "existing, gids, expected",
+    [  # vector 35
+        (None, [4, 5, 6, 5, 6, 4], [4, 5, 6]),
+        ([4], [4, 5], [4, 5]),
+    ],
+)
 def test_additional_gids(existing, gids, expected):
     config = {"linux": {}} if existing is None else {"linux": {}, "process": {"user": {"additionalGids": existing}}}
     out = inject(config, devices_of(make_spec({"additionalGids": gids})))
@@ -202,8 +236,7 @@ def test_gid_zero_changes_nothing():  # vector 35
 
 
 def gpu_devices(**kw) -> list[Device]:
-    spec = Spec("/etc/cdi/gpu.yaml", 0, check_spec(gpu_spec(**kw)))
-    return devices_of(spec)
+    return devices_of(loaded(gpu_spec(**kw), "/etc/cdi/gpu.yaml"))
 
 
 def test_netdev_settings_come_from_annotations_then_overrides():
@@ -216,11 +249,14 @@ def test_netdev_settings_come_from_annotations_then_overrides():
     }
 
 
-@pytest.mark.parametrize("arg, error, message", [
-    ("eth7=mtu=9000", BadArgument, "no requested device carries host interface eth7"),
-    ("ens0f0np0=name=net1", BadArgument, "both map to container name net1"),
-    ("ens0f0np0=mtu=1000", BadArgument, "outside 1280..65535 for IPv6"),  # with the spec's IPv6 address
-])
+@pytest.mark.parametrize(
+    "arg, error, message",
+    [
+        ("eth7=mtu=9000", BadArgument, "no requested device carries host interface eth7"),
+        ("ens0f0np0=name=net1", BadArgument, "both map to container name net1"),
+        ("ens0f0np0=mtu=1000", BadArgument, "outside 1280..65535 for IPv6"),  # with the spec's IPv6 address
+    ],
+)
 def test_bad_overrides_are_bad_arguments(arg, error, message):
     devices = gpu_devices(count=2, settings={"ens0f0np0": "name=net0,address=2001:db8::1/64"})
     with pytest.raises(error) as e:
@@ -238,13 +274,7 @@ def test_two_hosts_one_container_name_from_files_is_invalid_input():
         inject({"linux": {"netDevices": {"eth9": {"name": "net0"}}}}, devices_of(a))
 
 
-@pytest.mark.parametrize("netdev, annotation, message", [
-    ({"hostInterfaceName": "eth0", "name": "a/b"}, None, "contains '/'"),
-    ({"hostInterfaceName": "eth0", "name": "averyveryverylongname"}, None, "longer than 15 bytes"),
-    ({"hostInterfaceName": "eth0", "name": "net0"}, "mtu=50", "outside 68..65535"),
-    ({"hostInterfaceName": "eth0", "name": "net0"}, "address=192.0.2.1,mask=255.0.255.0", "not contiguous"),
-    ({"hostInterfaceName": "eth0", "name": "net0"}, "address=300.1.1.1", "invalid IP address"),
-])
+@pytest.mark.parametrize("netdev, annotation, message", BAD_NETDEV_SETTINGS)
 def test_bad_netdev_settings_in_specs_are_invalid_input(netdev, annotation, message):
     annotations = [{"netdev.cdigen.io/eth0": annotation}] if annotation else None
     spec = make_spec({"netDevices": [netdev]}, annotations=annotations)
@@ -268,14 +298,7 @@ def test_cdigen_hook_added_once_when_net_devices_are_there():
 # ---------------------------------------------------------------------------- paths, request, config shape
 
 
-@pytest.mark.parametrize("container_edits, message", [
-    ({"deviceNodes": [{"path": "dev/null"}]}, "deviceNodes[0].path: relative path 'dev/null'"),
-    ({"deviceNodes": [{"path": "/dev/null", "hostPath": "/dev/../etc/x"}]}, "deviceNodes[0].hostPath: path '/dev/../etc/x' contains '..'"),
-    ({"mounts": [{"hostPath": "/a", "containerPath": "b"}]}, "mounts[0].containerPath: relative path 'b'"),
-    ({"mounts": [{"hostPath": "/a", "containerPath": "/b/../../etc"}]}, "contains '..'"),
-    ({"mounts": [{"hostPath": "a", "containerPath": "/b"}]}, "mounts[0].hostPath: relative path 'a'"),
-    ({"mounts": [{"hostPath": "a", "containerPath": "/b", "type": "tmpfs", "options": ["bind"]}]}, "relative path 'a'"),
-])
+@pytest.mark.parametrize("container_edits, message", BAD_PATHS)
 def test_relative_and_dotdot_paths_are_refused(container_edits, message):
     with pytest.raises(InvalidInput) as e:
         edits.merge_device_edits(devices_of(make_spec(container_edits)))
@@ -287,11 +310,16 @@ def test_a_tmpfs_source_is_free_form():
     assert inject(EMPTY, devices_of(spec))["mounts"] == [{"destination": "/run/x", "type": "tmpfs", "source": "tmpfs"}]
 
 
-@pytest.mark.parametrize("annotations, expected", [
-    ({"cdi.k8s.io/a": "v.com/c=d1,v.com/c=d2", "other": "x", "cdi.k8s.io/b": "v.com/c=d3"},
-     ["v.com/c=d1", "v.com/c=d2", "v.com/c=d3"]),
-    ({}, []),
-])
+@pytest.mark.parametrize(
+    "annotations, expected",
+    [
+        (
+            {"cdi.k8s.io/a": "v.com/c=d1,v.com/c=d2", "other": "x", "cdi.k8s.io/b": "v.com/c=d3"},
+            ["v.com/c=d1", "v.com/c=d2", "v.com/c=d3"],
+        ),
+        ({}, []),
+    ],
+)
 def test_requested_devices_from_annotations(annotations, expected):
     assert edits.requested_devices({"annotations": annotations}) == expected
 
@@ -302,21 +330,30 @@ def test_bad_request_annotations(value):
         edits.requested_devices({"annotations": {"cdi.k8s.io/x": value}})
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"linux": {}, "process": []}, "process: expected an object"),
-    ({"linux": {}, "process": {"env": "A=1"}}, "process.env: expected a list"),
-    ({"linux": {}, "process": {"env": [1]}}, "process.env[0]: expected a string"),
-    ({"linux": {"devices": {}}}, "linux.devices: expected a list"),
-    ({"linux": {"devices": ["x"]}}, "linux.devices[0]: expected an object"),
-    ({"linux": {"resources": []}}, "linux.resources: expected an object"),
-    ({"linux": {"netDevices": []}}, "linux.netDevices: expected an object"),
-    ({"linux": {}, "mounts": [1]}, "mounts[0]: expected an object"),
-    ({"linux": {}, "hooks": {"createRuntime": {}}}, "hooks.createRuntime: expected a list"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"linux": {}, "process": []}, "process: expected an object"),
+        ({"linux": {}, "process": {"env": "A=1"}}, "process.env: expected a list"),
+        ({"linux": {}, "process": {"env": [1]}}, "process.env[0]: expected a string"),
+        ({"linux": {"devices": {}}}, "linux.devices: expected a list"),
+        ({"linux": {"devices": ["x"]}}, "linux.devices[0]: expected an object"),
+        ({"linux": {"resources": []}}, "linux.resources: expected an object"),
+        ({"linux": {"netDevices": []}}, "linux.netDevices: expected an object"),
+        ({"linux": {}, "mounts": [1]}, "mounts[0]: expected an object"),
+        ({"linux": {}, "hooks": {"createRuntime": {}}}, "hooks.createRuntime: expected a list"),
+    ],
+)
 def test_config_of_the_wrong_shape_is_invalid_input(config, message):
     with pytest.raises(InvalidInput, match=f"config.json: {message}".replace("[", r"\[").replace("]", r"\]")):
-        inject(config, gpu_devices(count=1) + devices_of(make_spec({"env": ["A=1"], "mounts": [
-            {"hostPath": "/a", "containerPath": "/b"}]}, kind="x.com/y")), hook_path=HOOK_PATH)
+        inject(
+            config,
+            gpu_devices(count=1)
+            + devices_of(
+                make_spec({"env": ["A=1"], "mounts": [{"hostPath": "/a", "containerPath": "/b"}]}, kind="x.com/y")
+            ),
+            hook_path=HOOK_PATH,
+        )
 
 
 # ---------------------------------------------------------------------------- idempotence, properties
@@ -338,9 +375,11 @@ EDIT_CHOICES = [
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(picks=st.lists(st.integers(0, len(EDIT_CHOICES) - 1), min_size=1, max_size=5),
-       spec_pick=st.one_of(st.none(), st.integers(0, len(EDIT_CHOICES) - 1)),
-       order=st.permutations(range(5)))
+@given(
+    picks=st.lists(st.integers(0, len(EDIT_CHOICES) - 1), min_size=1, max_size=5),
+    spec_pick=st.one_of(st.none(), st.integers(0, len(EDIT_CHOICES) - 1)),
+    order=st.permutations(range(5)),
+)
 def test_applying_the_same_devices_twice_changes_nothing(picks, spec_pick, order):
     spec = make_spec([EDIT_CHOICES[p] for p in picks], None if spec_pick is None else EDIT_CHOICES[spec_pick])
     devices = devices_of(spec, *[i for i in order if i < len(picks)])
@@ -348,31 +387,80 @@ def test_applying_the_same_devices_twice_changes_nothing(picks, spec_pick, order
     assert inject(once, devices, hook_path=HOOK_PATH) == once
 
 
-_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-3, 70000), st.text(max_size=6)),
-                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-                       max_leaves=8)
+_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-3, 70000), st.text(max_size=6)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
 _config_keys = {
-    "process": st.one_of(_values, st.fixed_dictionaries({}, optional={"env": _values, "user": st.one_of(
-        _values, st.fixed_dictionaries({}, optional={"uid": _values, "gid": _values, "additionalGids": _values}))})),
-    "mounts": st.one_of(_values, st.lists(st.one_of(_values, st.fixed_dictionaries(
-        {"destination": st.one_of(st.text(max_size=8), _values)}, optional={"source": _values})), max_size=3)),
+    "process": st.one_of(
+        _values,
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "env": _values,
+                "user": st.one_of(
+                    _values,
+                    st.fixed_dictionaries({}, optional={"uid": _values, "gid": _values, "additionalGids": _values}),
+                ),
+            },
+        ),
+    ),
+    "mounts": st.one_of(
+        _values,
+        st.lists(
+            st.one_of(
+                _values,
+                st.fixed_dictionaries(
+                    {"destination": st.one_of(st.text(max_size=8), _values)}, optional={"source": _values}
+                ),
+            ),
+            max_size=3,
+        ),
+    ),
     "hooks": st.one_of(_values, st.dictionaries(st.sampled_from(["createRuntime", "prestart"]), _values, max_size=2)),
     "annotations": _values,
-    "linux": st.fixed_dictionaries({}, optional={"devices": _values, "resources": st.one_of(
-        _values, st.fixed_dictionaries({}, optional={"devices": _values})), "netDevices": _values, "intelRdt": _values}),
+    "linux": st.fixed_dictionaries(
+        {},
+        optional={
+            "devices": _values,
+            "resources": st.one_of(_values, st.fixed_dictionaries({}, optional={"devices": _values})),
+            "netDevices": _values,
+            "intelRdt": _values,
+        },
+    ),
 }
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(config=st.fixed_dictionaries({"linux": _config_keys["linux"]},
-                                    optional={k: v for k, v in _config_keys.items() if k != "linux"}),
-       picks=st.lists(st.integers(0, len(EDIT_CHOICES) - 1), min_size=1, max_size=4))
+@given(
+    config=st.fixed_dictionaries(
+        {"linux": _config_keys["linux"]}, optional={k: v for k, v in _config_keys.items() if k != "linux"}
+    ),
+    picks=st.lists(st.integers(0, len(EDIT_CHOICES) - 1), min_size=1, max_size=4),
+)
 def test_any_config_gives_a_result_or_a_one_line_error(config, picks):
+    """A config.json of the wrong shape is invalid input (exit 3) named in one line; any other
+    gets every node, env key and mount of the devices, and a second injection changes
+    nothing. The input document is never modified."""
     spec = make_spec([EDIT_CHOICES[p] for p in picks])
     before = copy.deepcopy(config)
     try:
         edits.requested_devices(config)
-        inject(config, devices_of(spec), hook_path=HOOK_PATH)
+        out = inject(config, devices_of(spec), hook_path=HOOK_PATH)
     except CdigenError as e:
         assert "\n" not in str(e)
+        assert isinstance(e, InvalidInput) and e.exit_code == 3 and str(e).startswith("config.json: "), e
+    else:
+        injected = [EDIT_CHOICES[p] for p in picks]
+        nodes = {n["path"] for e in injected for n in e.get("deviceNodes", [])}
+        if nodes:
+            assert nodes <= {n.get("path") for n in out["linux"]["devices"] if isinstance(n, dict)}
+        env = {v.partition("=")[0] for e in injected for v in e.get("env", [])}
+        if env:
+            assert env <= {v.partition("=")[0] for v in out["process"]["env"]}
+        mounts = {m["containerPath"] for e in injected for m in e.get("mounts", [])}
+        if mounts:
+            assert mounts <= {m.get("destination") for m in out["mounts"]}
+        assert inject(out, devices_of(spec), hook_path=HOOK_PATH) == out
     assert config == before

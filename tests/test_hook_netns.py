@@ -8,10 +8,10 @@ under its original name and MTU: a virtual device left in a dying namespace is d
 import pytest
 
 from cdigen.hookentry import hook_args
-from tests.conftest import run_cdigen
-from tests.netns_util import addresses, ip, is_up, link, links, move, needs_netns, net, state, write_bundle  # noqa: F401
+from tests.helpers.netns import addresses, ip, is_up, link, links, move, state, write_bundle
+from tests.helpers.proc import run_cdigen
 
-pytestmark = [needs_netns, pytest.mark.root]
+pytestmark = [pytest.mark.usefixtures("needs_netns"), pytest.mark.root]
 
 SETTINGS = {"name": "net0", "address": "192.0.2.10", "mask": "255.255.255.0", "mtu": 9000}
 
@@ -88,8 +88,9 @@ def test_other_cdi_injector_config_has_only_name_args_carry_the_rest(net, tmp_pa
 def test_config_json_keys_win_over_args(net, tmp_path):
     ns = net.netns()
     end, _ = net.veth()
-    bundle = write_bundle(tmp_path, {end: {"name": "net0", "mtu": 9000, "address": "192.0.2.10",
-                                           "mask": "255.255.255.0"}}, netns_path=ns)
+    bundle = write_bundle(
+        tmp_path, {end: {"name": "net0", "mtu": 9000, "address": "192.0.2.10", "mask": "255.255.255.0"}}, netns_path=ns
+    )
 
     proc = run_hook(bundle, "--netdev", f"{end}=name=other0,address=198.51.100.1/16,mtu=1400")
 
@@ -125,8 +126,7 @@ def test_ipv6_address_and_prefix(net, tmp_path):
 def test_name_template_lets_the_kernel_pick(net, tmp_path):
     ns = net.netns()
     end, _ = net.veth()
-    bundle = write_bundle(tmp_path, {end: {"name": "net%d", "address": "192.0.2.10/24", "mtu": 9000}},
-                          netns_path=ns)
+    bundle = write_bundle(tmp_path, {end: {"name": "net%d", "address": "192.0.2.10/24", "mtu": 9000}}, netns_path=ns)
 
     proc = run_hook(bundle)
 
@@ -153,8 +153,7 @@ def test_interfaces_not_listed_are_never_touched(net, tmp_path):
     in_container, _ = net.veth(mtu=1300)
     move(in_container, ns, "eth5")
     # config.json knows the other host interface too, but the hook's args name only one.
-    bundle = write_bundle(tmp_path, {listed: SETTINGS, unlisted_host: {"name": "net1", "mtu": 9000}},
-                          netns_path=ns)
+    bundle = write_bundle(tmp_path, {listed: SETTINGS, unlisted_host: {"name": "net1", "mtu": 9000}}, netns_path=ns)
 
     proc = run_hook(bundle, "--netdev", listed)
 
@@ -170,8 +169,9 @@ def test_several_interfaces_in_one_run(net, tmp_path):
     ns = net.netns()
     a, _ = net.veth()
     b, _ = net.veth()
-    bundle = write_bundle(tmp_path, {a: SETTINGS, b: {"name": "net1", "address": "198.51.100.7/25", "mtu": 4000}},
-                          netns_path=ns)
+    bundle = write_bundle(
+        tmp_path, {a: SETTINGS, b: {"name": "net1", "address": "198.51.100.7/25", "mtu": 4000}}, netns_path=ns
+    )
 
     proc = run_hook(bundle)
 
@@ -254,8 +254,7 @@ def test_second_interface_fails_first_goes_back_with_its_original_mtu(net, tmp_p
     first, _ = net.veth(mtu=1400)
     second, _ = net.veth(mtu=1500)
     move(second, ns, "eth0")  # takes the second one's container name
-    bundle = write_bundle(tmp_path, {first: SETTINGS, "cdgnosuch1": {"name": "net1", "mtu": 1500}},
-                          netns_path=ns)
+    bundle = write_bundle(tmp_path, {first: SETTINGS, "cdgnosuch1": {"name": "net1", "mtu": 1500}}, netns_path=ns)
 
     proc = run_hook(bundle)
 
@@ -297,8 +296,9 @@ def test_runtime_moved_interface_goes_back_on_failure(net, tmp_path):
     parent, _ = net.veth(mtu=1500)
     mac = net.macvlan(parent)
     move(mac, ns, "net1")  # also runtime-moved; the kernel will refuse MTU 9000
-    bundle = write_bundle(tmp_path, {end: {"name": "net0", "mtu": 9000}, mac: {"name": "net1", "mtu": 9000}},
-                          netns_path=ns)
+    bundle = write_bundle(
+        tmp_path, {end: {"name": "net0", "mtu": 9000}, mac: {"name": "net1", "mtu": 9000}}, netns_path=ns
+    )
 
     proc = run_hook(bundle)
 

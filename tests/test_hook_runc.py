@@ -10,52 +10,46 @@ import os
 import pytest
 
 from cdigen.hookentry import cdi_hook, default_hook_path
-from tests.conftest import run_cdigen
-from tests.e2e_runc import build_rootfs, make_bundle, needs_runc, parse_ip_addr, runc  # noqa: F401
-from tests.netns_util import ip, is_up, link, net  # noqa: F401
+from tests.helpers.netns import ip, is_up, link
+from tests.helpers.proc import run_cdigen
+from tests.helpers.runc import Runc, build_rootfs, parse_ip_addr, runc_bundle
+from tests.helpers.specs import cdi_spec, scan_device, write_spec
 
-pytestmark = [needs_runc, pytest.mark.root, pytest.mark.runc]
+pytestmark = [pytest.mark.usefixtures("needs_runc"), pytest.mark.root, pytest.mark.runc]
 
 KIND = "test.cdigen.io/net"
 SETTINGS = "address=192.0.2.10,mask=255.255.255.0,mtu=9000"
 
 
 @pytest.fixture(scope="module")
-def rootfs(tmp_path_factory):
+def rootfs(needs_runc, tmp_path_factory):
     return build_rootfs(tmp_path_factory.mktemp("busybox"))
 
 
+@pytest.fixture
+def runc(tmp_path):
+    made = Runc(tmp_path / "runc-state")
+    yield made
+    made.cleanup()
+
+
 def write_cdi_spec(spec_dir, hostif: str, name: str, settings: str = SETTINGS) -> None:
-    """A hand-written CDI spec, as `cdigen scan` would write one NIC of one device."""
-    hook = cdi_hook(default_hook_path(), [f"{hostif}=name={name},{settings}"])
-    os.makedirs(spec_dir, exist_ok=True)
-    with open(os.path.join(spec_dir, "test-net.yaml"), "w") as f:
-        f.write(f"""\
-cdiVersion: "1.1.0"
-kind: {KIND}
-devices:
-  - name: nic0
-    annotations:
-      netdev.cdigen.io/{hostif}: "name={name},{settings}"
-    containerEdits:
-      netDevices:
-        - hostInterfaceName: {hostif}
-          name: {name}
-      hooks:
-        - hookName: {hook["hookName"]}
-          path: {hook["path"]}
-          args: {json.dumps(hook["args"])}
-""")
+    """A CDI spec as `cdigen scan` would write one NIC of one device (no device nodes)."""
+    nic = scan_device(
+        "nic0", nics=[(hostif, name)], settings={hostif: f"name={name},{settings}"}, hook_path=default_hook_path()
+    )
+    write_spec(spec_dir, "test-net.yaml", cdi_spec([nic], KIND))
 
 
 def apply(bundle: str, spec_dir) -> None:
     """`cdigen apply BUNDLE --spec-dir DIR --device KIND=nic0 --hook-path PATH`."""
-    run_cdigen("apply", bundle, "--spec-dir", spec_dir, "--device", f"{KIND}=nic0",
-               "--hook-path", default_hook_path(), check=0)
+    run_cdigen(
+        "apply", bundle, "--spec-dir", spec_dir, "--device", f"{KIND}=nic0", "--hook-path", default_hook_path(), check=0
+    )
 
 
 def start(runc, rootfs, tmp_path, hostif: str, name: str, settings: str = SETTINGS):
-    bundle = make_bundle(tmp_path / "bundle", rootfs, ["ip", "addr"])
+    bundle = runc_bundle(tmp_path / "bundle", rootfs, ["ip", "addr"])
     write_cdi_spec(tmp_path / "cdi", hostif, name, settings)
     apply(bundle, tmp_path / "cdi")
     with open(os.path.join(bundle, "config.json")) as f:
@@ -85,7 +79,7 @@ def test_runc_config_from_another_cdi_injector(net, runc, rootfs, tmp_path):
     """containerd/CRI-O/podman inject CDI netDevices as {name} only and copy the hook entry
     (minus hookName) into hooks.createRuntime: the hook's --netdev args carry the rest."""
     end, _ = net.veth(mtu=1500)
-    bundle = make_bundle(tmp_path / "bundle", rootfs, ["ip", "addr"])
+    bundle = runc_bundle(tmp_path / "bundle", rootfs, ["ip", "addr"])
     hook = cdi_hook(default_hook_path(), [f"{end}=name=net0,{SETTINGS}"])
     path = os.path.join(bundle, "config.json")
     with open(path) as f:

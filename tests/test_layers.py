@@ -59,8 +59,9 @@ def test_imports_point_one_way(path):
             continue
         # Within the base layer and the command-line layer modules may use each other; a stage
         # never imports another stage, nor anything above it.
-        assert layer(other) < layer(own) or layer(other) == layer(own) in (1, 3), \
+        assert layer(other) < layer(own) or layer(other) == layer(own) in (1, 3), (
             f"{module} imports {imported}: against the layer rule"
+        )
         assert not (own == "oci" and other == "cdi"), f"{module} imports {imported}: oci/ never imports cdi/"
 
 

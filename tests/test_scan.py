@@ -9,7 +9,7 @@ from ruamel.yaml import YAML
 
 from cdigen.cdi.spec import check_spec
 from cdigen.examples import EXAMPLES
-from tests.conftest import run_cdigen
+from tests.helpers.proc import run_cdigen
 
 HOOK = ("--hook-path", "/usr/bin/cdigen")
 
@@ -19,10 +19,6 @@ def load_yaml(text: str, version=(1, 2)):
     if version == (1, 1):  # how the Go loader (sigs.k8s.io/yaml -> yaml.v2) reads it
         text = "%YAML 1.1\n---\n" + text
     return yaml.load(text)
-
-
-
-
 
 
 def scan(*args, check=0, **kw):
@@ -54,20 +50,43 @@ def test_hgx_assignment_and_edits():
     # Each GPU gets exactly its PIX NIC; the storage NICs (PHB) stay out.
     hosts = [d["containerEdits"]["netDevices"] for d in spec["devices"][:8]]
     assert [[n["hostInterfaceName"] for n in h] for h in hosts] == [
-        ["ibp20s0"], ["ibp22s0"], ["ibp52s0"], ["ibp54s0"], ["ibp148s0"], ["ibp150s0"], ["ibp180s0"], ["ibp182s0"]]
+        ["ibp20s0"],
+        ["ibp22s0"],
+        ["ibp52s0"],
+        ["ibp54s0"],
+        ["ibp148s0"],
+        ["ibp150s0"],
+        ["ibp180s0"],
+        ["ibp182s0"],
+    ]
     gpu0 = devices["gpu0"]
     assert gpu0["annotations"] == {"netdev.cdigen.io/ibp20s0": "name=ibp20s0,mtu=4092"}
-    assert gpu0["containerEdits"]["hooks"] == [{"hookName": "createRuntime", "path": "/usr/bin/cdigen",
-                                                "args": ["cdigen", "hook", "--netdev", "ibp20s0=name=ibp20s0,mtu=4092"]}]
+    assert gpu0["containerEdits"]["hooks"] == [
+        {
+            "hookName": "createRuntime",
+            "path": "/usr/bin/cdigen",
+            "args": ["cdigen", "hook", "--netdev", "ibp20s0=name=ibp20s0,mtu=4092"],
+        }
+    ]
     assert [n["path"] for n in gpu0["containerEdits"]["deviceNodes"]] == [
-        "/dev/nvidia0", "/dev/dri/card0", "/dev/dri/renderD128",
-        "/dev/infiniband/uverbs0", "/dev/infiniband/umad0", "/dev/infiniband/issm0"]
+        "/dev/nvidia0",
+        "/dev/dri/card0",
+        "/dev/dri/renderD128",
+        "/dev/infiniband/uverbs0",
+        "/dev/infiniband/umad0",
+        "/dev/infiniband/issm0",
+    ]
     # `all` is the union, with a single hook configuring every netdev.
     alldev = devices["all"]["containerEdits"]
     assert len(alldev["netDevices"]) == 8 and len(alldev["deviceNodes"]) == 48
     assert len(alldev["hooks"]) == 1 and alldev["hooks"][0]["args"].count("--netdev") == 8
     assert [n["path"] for n in spec["containerEdits"]["deviceNodes"]] == [
-        "/dev/nvidiactl", "/dev/nvidia-modeset", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/infiniband/rdma_cm"]
+        "/dev/nvidiactl",
+        "/dev/nvidia-modeset",
+        "/dev/nvidia-uvm",
+        "/dev/nvidia-uvm-tools",
+        "/dev/infiniband/rdma_cm",
+    ]
 
 
 def test_nic_affinity_widens_the_assignment():
@@ -83,8 +102,9 @@ def test_nic_affinity_widens_the_assignment():
     proc = scan("--example", "cloud-vm", "--nic-affinity", "node")
     assert proc.stderr == ""
     cloud = load_yaml(proc.stdout)
-    assert [[n["hostInterfaceName"] for n in d["containerEdits"].get("netDevices", [])]
-            for d in cloud["devices"][:4]] == [["ibP3p0s0"], ["ibP4p0s0"], ["ibP7p0s0"], ["ibP8p0s0"]]
+    assert [
+        [n["hostInterfaceName"] for n in d["containerEdits"].get("netDevices", [])] for d in cloud["devices"][:4]
+    ] == [["ibP3p0s0"], ["ibP4p0s0"], ["ibP7p0s0"], ["ibP8p0s0"]]
 
 
 def test_deterministic_bytes(tree):
@@ -101,8 +121,16 @@ def test_json_format_is_the_same_spec():
 
 
 def test_name_strategies_and_quoting():
-    out = scan("--example", "switch-pair", "--device-name-strategy", "pci",
-               "--device-name-strategy", "uuid", "--device-name-strategy", "index").stdout
+    out = scan(
+        "--example",
+        "switch-pair",
+        "--device-name-strategy",
+        "pci",
+        "--device-name-strategy",
+        "uuid",
+        "--device-name-strategy",
+        "index",
+    ).stdout
     spec = load_yaml(out)
     names = [d["name"] for d in spec["devices"]]
     assert names[:2] == ["0000:46:00.0", "0000:45:00.0"]  # by minor: gpu0 is 0000:46:00.0
@@ -118,33 +146,51 @@ def test_name_strategies_and_quoting():
 
 def test_netdev_config_and_name_template(tmp_path):
     config = tmp_path / "netdevs.yaml"
-    config.write_text("ibp20s0: {address: 192.0.2.10/24, mtu: 2044}\n"
-                      "ibp22s0:\n  name: fast0\n  address: 192.0.2.11\n  mask: 255.255.255.0\n"
-                      "enp23s0np0: {address: 198.51.100.1/24}\n"
-                      "nosuch0: {mtu: 1500}\n")
+    config.write_text(
+        "ibp20s0: {address: 192.0.2.10/24, mtu: 2044}\n"
+        "ibp22s0:\n  name: fast0\n  address: 192.0.2.11\n  mask: 255.255.255.0\n"
+        "enp23s0np0: {address: 198.51.100.1/24}\n"
+        "nosuch0: {mtu: 1500}\n"
+    )
     proc = scan("--example", "hgx-h100", "--netdev-config", config, "--netdev-name", "net{index}")
     spec = load_yaml(proc.stdout)
     check_spec(spec)
     gpu0, gpu1 = spec["devices"][0], spec["devices"][1]
-    assert gpu0["annotations"] == {"netdev.cdigen.io/ibp20s0": "name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=2044"}
+    assert gpu0["annotations"] == {
+        "netdev.cdigen.io/ibp20s0": "name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=2044"
+    }
     assert gpu0["containerEdits"]["netDevices"] == [{"hostInterfaceName": "ibp20s0", "name": "net0"}]
-    assert gpu1["containerEdits"]["hooks"][0]["args"][-1] == \
-        "ibp22s0=name=fast0,address=192.0.2.11,mask=255.255.255.0,mtu=4092"
-    assert [n["name"] for n in spec["devices"][-1]["containerEdits"]["netDevices"]] == \
-        ["net0", "fast0", "net2", "net3", "net4", "net5", "net6", "net7"]
+    assert (
+        gpu1["containerEdits"]["hooks"][0]["args"][-1]
+        == "ibp22s0=name=fast0,address=192.0.2.11,mask=255.255.255.0,mtu=4092"
+    )
+    assert [n["name"] for n in spec["devices"][-1]["containerEdits"]["netDevices"]] == [
+        "net0",
+        "fast0",
+        "net2",
+        "net3",
+        "net4",
+        "net5",
+        "net6",
+        "net7",
+    ]
     assert proc.stderr.splitlines() == [
         f"cdigen: warning: {config}: enp23s0np0: not assigned to any GPU (--nic-affinity pxb); ignored",
-        f"cdigen: warning: {config}: nosuch0: no such network interface; ignored"]
+        f"cdigen: warning: {config}: nosuch0: no such network interface; ignored",
+    ]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("ibp20s0: {address: 300.1.2.3}\n", "invalid IP address '300.1.2.3'"),
-    ("ibp20s0: {mtu: 20}\n", "MTU 20 is outside 68..65535"),
-    ("ibp20s0: {colour: blue}\n", "ibp20s0: unknown key(s) colour"),
-    ("- ibp20s0\n", "expected a mapping of host interface -> settings"),
-    ("ibp20s0: [\n", "not YAML"),
-    ("ibp20s0: {name: net0}\nibp22s0: {name: net0}\n", "both map to container name net0"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("ibp20s0: {address: 300.1.2.3}\n", "invalid IP address '300.1.2.3'"),
+        ("ibp20s0: {mtu: 20}\n", "MTU 20 is outside 68..65535"),
+        ("ibp20s0: {colour: blue}\n", "ibp20s0: unknown key(s) colour"),
+        ("- ibp20s0\n", "expected a mapping of host interface -> settings"),
+        ("ibp20s0: [\n", "not YAML"),
+        ("ibp20s0: {name: net0}\nibp22s0: {name: net0}\n", "both map to container name net0"),
+    ],
+)
 def test_bad_netdev_config_is_invalid_input(tmp_path, content, message):
     config = tmp_path / "netdevs.yaml"
     config.write_text(content)
@@ -156,13 +202,16 @@ def test_bad_netdev_config_is_invalid_input(tmp_path, content, message):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--netdev-name", "net0"), "must contain {index}"),
-    (("--netdev-name", "n{index}{colour}"), "only {index} and {gpu} may be used"),
-    (("--netdev-name", "verylongprefix_{index}"), "longer than 15 bytes"),
-    (("--vendor", "-bad"), "--vendor invalid vendor '-bad'"),
-    (("--class", "gpu/x"), "--class invalid class 'gpu/x'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--netdev-name", "net0"), "must contain {index}"),
+        (("--netdev-name", "n{index}{colour}"), "only {index} and {gpu} may be used"),
+        (("--netdev-name", "verylongprefix_{index}"), "longer than 15 bytes"),
+        (("--vendor", "-bad"), "--vendor invalid vendor '-bad'"),
+        (("--class", "gpu/x"), "--class invalid class 'gpu/x'"),
+    ],
+)
 def test_bad_options(args, message):
     proc = scan("--example", "hgx-h100", *args, check=None)
     assert proc.returncode in (2, 3) and proc.stdout == ""
@@ -181,16 +230,20 @@ def test_bad_hook_path_and_example():
 def test_no_gpu_exit_4(tree):
     proc = scan("--root", tree("numa 0\npci 0000:00 numa=0 ports: eth roce"), check=4)
     assert proc.stdout == ""
-    assert proc.stderr == ("cdigen: error: no NVIDIA GPU with the nvidia driver bound "
-                           "(no PCI function of vendor 0x10de, class 0x0300/0x0302)\n")
+    assert proc.stderr == (
+        "cdigen: error: no NVIDIA GPU with the nvidia driver bound "
+        "(no PCI function of vendor 0x10de, class 0x0300/0x0302)\n"
+    )
     proc = scan("--root", tree("pci 0000:00 numa=0 ports: gpu:nodrv"), check=4)
     assert "(found without: 0000:01:00.0)" in proc.stderr.splitlines()[-1]
 
 
 def test_warnings_keep_exit_0():
     proc = scan("--example", "no-driver")
-    assert proc.stderr == ("cdigen: warning: <example no-driver>/sys/bus/pci/devices/0000:75:00.0: NVIDIA GPU "
-                           "without the nvidia driver bound (driver: none); left out of the spec\n")
+    assert proc.stderr == (
+        "cdigen: warning: <example no-driver>/sys/bus/pci/devices/0000:75:00.0: NVIDIA GPU "
+        "without the nvidia driver bound (driver: none); left out of the spec\n"
+    )
     assert [d["name"] for d in load_yaml(proc.stdout)["devices"]] == ["gpu0", "all"]
 
 
@@ -221,8 +274,28 @@ def test_topo_table():
     header = next(line for line in lines if "GPU0" in line and "NIC9" in line)
     assert header.split() == [f"GPU{i}" for i in range(8)] + [f"NIC{i}" for i in range(10)] + ["NUMA"]
     gpu0 = next(line.split() for line in lines if line.split()[:2] == ["GPU0", "X"])
-    assert gpu0 == ["GPU0", "X", "PIX", "NODE", "NODE", "SYS", "SYS", "SYS", "SYS",
-                    "PIX*", "PIX", "PHB", "NODE", "NODE", "SYS", "SYS", "SYS", "SYS", "SYS", "0"]
+    assert gpu0 == [
+        "GPU0",
+        "X",
+        "PIX",
+        "NODE",
+        "NODE",
+        "SYS",
+        "SYS",
+        "SYS",
+        "SYS",
+        "PIX*",
+        "PIX",
+        "PHB",
+        "NODE",
+        "NODE",
+        "SYS",
+        "SYS",
+        "SYS",
+        "SYS",
+        "SYS",
+        "0",
+    ]
     assert "  PIX  = Connection traversing at most a single PCIe bridge" in lines
     assert "  NIC2: mlx5_2 (0000:17:00.0, enp23s0np0)" in lines
     assert "  GPU0: 0000:13:00.0 /dev/nvidia0" in lines

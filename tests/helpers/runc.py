@@ -8,9 +8,7 @@ import shutil
 import subprocess
 import uuid
 
-import pytest
-
-from tests.netns_util import netns_skip_reason
+from tests.helpers.netns import netns_skip_reason
 
 
 def runc_skip_reason() -> str | None:
@@ -28,10 +26,6 @@ def runc_skip_reason() -> str | None:
     return None
 
 
-_REASON = runc_skip_reason()
-needs_runc = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
-
-
 def build_rootfs(directory) -> str:
     """rootfs/bin/busybox with sh and ip links: enough for `ip addr`."""
     rootfs = os.path.join(directory, "rootfs")
@@ -42,7 +36,7 @@ def build_rootfs(directory) -> str:
     return rootfs
 
 
-def make_bundle(bundle, rootfs: str, args: list[str]) -> str:
+def runc_bundle(bundle, rootfs: str, args: list[str]) -> str:
     """A bundle from `runc spec` running `args` in the shared read-only rootfs."""
     os.makedirs(bundle, exist_ok=True)
     subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True, capture_output=True)
@@ -67,24 +61,23 @@ class Runc:
     def run(self, bundle: str) -> subprocess.CompletedProcess:
         cid = f"cdigen-test-{uuid.uuid4().hex[:8]}"
         self.ids.append(cid)
-        return subprocess.run(["runc", "--root", self.root, "run", "--bundle", bundle, cid],
-                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            ["runc", "--root", self.root, "run", "--bundle", bundle, cid],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
 
     def containers(self) -> list:
-        out = subprocess.run(["runc", "--root", self.root, "list", "--format", "json"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["runc", "--root", self.root, "list", "--format", "json"], capture_output=True, text=True, check=True
+        ).stdout
         return json.loads(out or "null") or []
 
     def cleanup(self) -> None:
         for cid in self.ids:
             subprocess.run(["runc", "--root", self.root, "delete", "--force", cid], capture_output=True)
-
-
-@pytest.fixture
-def runc(tmp_path):
-    made = Runc(tmp_path / "runc-state")
-    yield made
-    made.cleanup()
 
 
 _LINK = re.compile(r"^\d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)> mtu (\d+)")

@@ -1,8 +1,8 @@
 """Real network namespaces, veth/macvlan/tap devices and hook runs for the hook tests.
 
-Everything a test creates is registered with the `net` fixture and removed in a finalizer,
-even when the test fails: namespaces deleted (their virtual devices die with them), host
-links deleted by name. Names carry a random suffix so reruns never clash.
+Everything a test creates is registered with a `Net` (the `net` fixture of conftest.py) and
+removed in its cleanup, even when the test fails: namespaces deleted (their virtual devices
+die with them), host links deleted by name. Names carry a random suffix so reruns never clash.
 """
 
 import json
@@ -11,8 +11,6 @@ import shutil
 import subprocess
 import time
 import uuid
-
-import pytest
 
 
 def netns_skip_reason() -> str | None:
@@ -28,10 +26,6 @@ def netns_skip_reason() -> str | None:
         return f"`ip netns add` does not work here: {made.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return None
-
-
-_REASON = netns_skip_reason()
-needs_netns = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
 
 
 def unique(prefix: str) -> str:
@@ -138,13 +132,6 @@ class Net:
                 sh("ip", "link", "del", name, check=False)
 
 
-@pytest.fixture
-def net():
-    made = Net()
-    yield made
-    made.cleanup()
-
-
 def move(name: str, netns: str, new_name: str) -> None:
     """Move+rename like runc >= 1.4 does before any hook (one RTM_NEWLINK)."""
     if netns.startswith("/var/run/netns/"):
@@ -153,8 +140,9 @@ def move(name: str, netns: str, new_name: str) -> None:
         ip("link", "set", "dev", name, "netns", netns.split("/")[2], "name", new_name)  # /proc/PID/ns/net
 
 
-def write_bundle(bundle, net_devices: dict | None = None, netns_path: str | None = None,
-                 namespaces: list | None = None) -> str:
+def write_bundle(
+    bundle, net_devices: dict | None = None, netns_path: str | None = None, namespaces: list | None = None
+) -> str:
     """A bundle directory whose config.json has what the hook reads."""
     os.makedirs(bundle, exist_ok=True)
     if namespaces is None:
