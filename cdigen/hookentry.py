@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 
-from cdigen.errors import BadArgument
+from cdigen.errors import BadArgument, InvalidInput
 
 HOOK_NAME = "createRuntime"  # runs in the runtime's namespaces, after the container netns exists
 
@@ -31,6 +31,32 @@ def check_hook_path(path: str) -> str:
     return path
 
 
+class HookArgsError(InvalidInput):
+    """Arguments of a `cdigen hook` entry that `cdigen hook` would refuse."""
+
+
+def parse_hook_argv(argv: list[str]) -> list[str] | None:
+    """The `--netdev` values of `cdigen hook` arguments (those after `hook`), in order; None
+    when help is asked for. HookArgsError for anything else."""
+    values = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-h", "--help"):
+            return None
+        if arg == "--netdev":
+            if i + 1 >= len(argv):
+                raise HookArgsError("--netdev needs a value HOSTIF=name=..,address=..,mask=..,mtu=..")
+            values.append(argv[i + 1])
+            i += 2
+        elif arg.startswith("--netdev="):
+            values.append(arg[len("--netdev=") :])
+            i += 1
+        else:
+            raise HookArgsError(f"unexpected argument {arg!r} (see cdigen hook --help)")
+    return values
+
+
 def hook_args(netdev_args: list[str]) -> list[str]:
     """argv of the hook: ``cdigen hook [--netdev HOSTIF=name=..,address=..,mask=..,mtu=..]...``"""
     args = ["cdigen", "hook"]
@@ -47,6 +73,19 @@ def cdi_hook(path: str, netdev_args: list[str]) -> dict:
 def oci_hook(path: str, netdev_args: list[str] = ()) -> dict:
     """An OCI `hooks.createRuntime` entry."""
     return {"path": path, "args": hook_args(list(netdev_args))}
+
+
+def with_netdev_args(entry: dict, args_by_host: dict[str, str]) -> dict:
+    """`entry` (a cdigen hook, CDI or OCI shape) with the `--netdev` value of every host in
+    `args_by_host` replaced by that one; other arguments unchanged."""
+    args = list(entry["args"])
+    for i in range(2, len(args)):
+        previous, value = args[i - 1], args[i]
+        if previous == "--netdev" and value.partition("=")[0] in args_by_host:
+            args[i] = args_by_host[value.partition("=")[0]]
+        elif value.startswith("--netdev=") and value[9:].partition("=")[0] in args_by_host:
+            args[i] = "--netdev=" + args_by_host[value[9:].partition("=")[0]]
+    return {**entry, "args": args}
 
 
 def is_cdigen_hook(entry: object) -> bool:

@@ -6,7 +6,10 @@ that apply itself makes over every device it injects.
 """
 
 from cdigen.cdi import load
+from cdigen.cdi.consumers import first_releases
 from cdigen.cdi.edits import spec_problems
+from cdigen.cdi.spec import CDI_VERSIONS, LIBRARY_VERSION, minimum_version, version_key
+from cdigen.errors import BadArgument
 
 
 def registry_problems(registry: load.Registry) -> list[tuple[str, str]]:
@@ -18,7 +21,23 @@ def registry_problems(registry: load.Registry) -> list[tuple[str, str]]:
     return [(where, message) for where in places for message in registry.errors.get(where, []) + lint.get(where, [])]
 
 
-def validate_paths(paths: list[str] | None, spec_dirs: list[str]) -> tuple[load.Registry, list[tuple[str, str]]]:
-    """Load the named files/directories (else the spec directories) and find every problem."""
-    registry = load.load_paths(paths) if paths else load.load_registry(spec_dirs)
+def validate_paths(
+    paths: list[str] | None, spec_dirs: list[str], loader: str = LIBRARY_VERSION
+) -> tuple[load.Registry, list[tuple[str, str]]]:
+    """Load the named files/directories (else the spec directories) as a CDI library of
+    version `loader` would, and find every problem."""
+    if loader not in CDI_VERSIONS or version_key(loader) < version_key("0.3.0"):
+        raise BadArgument("cdi_version", f"{loader!r}: not one of {', '.join(CDI_VERSIONS[2:])}")
+    registry = load.load_paths(paths, loader) if paths else load.load_registry(spec_dirs, loader=loader)
     return registry, registry_problems(registry)
+
+
+def readers(spec: load.Spec) -> str:
+    """Which cdiVersion a loaded spec declares and needs, and the first release of each engine
+    that loads it: "cdiVersion 0.3.0 (needs 0.3.0): containerd >= 1.7.0, ..."."""
+    declared = spec.data["cdiVersion"].removeprefix("v")
+    engines = ", ".join(
+        f"{engine} >= {first}" if first else f"{engine}: no release yet"
+        for engine, first in first_releases(declared).items()
+    )
+    return f"cdiVersion {declared} (needs {minimum_version(spec.data)}): {engines}"

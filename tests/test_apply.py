@@ -319,3 +319,98 @@ def test_read_only_bundle(tmp_path, spec_dir):
         timeout=60,
     )
     assert_failed(proc, 1, bundle, before, f"cannot write {bundle}/config.json: Read-only file system")
+
+
+# ---------------------------------------------------------------------------- settings carried by hook arguments
+
+
+def hook_only_spec(settings: str) -> dict:
+    """What `cdigen scan --for podman-4` writes for one GPU: no netDevices, no annotations;
+    the settings live in the `cdigen hook` entry's arguments only."""
+    return {
+        "cdiVersion": "0.3.0",
+        "kind": "cdigen.io/gpu",
+        "devices": [
+            {
+                "name": "gpu0",
+                "containerEdits": {
+                    "deviceNodes": [{"path": "/dev/nvidia0", "type": "c", "major": 195, "minor": 0}],
+                    "hooks": [
+                        {
+                            "hookName": "createRuntime",
+                            "path": HOOK_PATH,
+                            "args": ["cdigen", "hook", "--netdev", f"ibp20s0={settings}"],
+                        }
+                    ],
+                },
+            }
+        ],
+    }
+
+
+def test_hook_arguments_carry_settings_into_net_devices(tmp_path):
+    spec_dir = tmp_path / "cdi"
+    write_spec(spec_dir, "gpu.yaml", hook_only_spec("name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=4092"))
+    bundle = make_bundle(tmp_path)
+    apply(bundle, spec_dir, "--device", "cdigen.io/gpu=gpu0", check=0)
+    config = json.loads(config_text(bundle))
+    assert config["linux"]["netDevices"] == {
+        "ibp20s0": {"name": "net0", "address": "192.0.2.10", "mask": "255.255.255.0", "mtu": 4092}
+    }
+    assert config["hooks"]["createRuntime"] == [
+        {
+            "path": HOOK_PATH,
+            "args": ["cdigen", "hook", "--netdev", "ibp20s0=name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=4092"],
+        }
+    ]
+
+
+def test_override_of_hook_carried_settings_leaves_nothing_stale(tmp_path):
+    spec_dir = tmp_path / "cdi"
+    write_spec(spec_dir, "gpu.yaml", hook_only_spec("name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=4092"))
+    bundle = make_bundle(tmp_path)
+    args = ("--device", "cdigen.io/gpu=gpu0", "--netdev", "ibp20s0=address=198.51.100.7/25,mtu=2044")
+    apply(bundle, spec_dir, *args, check=0)
+    first = config_text(bundle)
+    config = json.loads(first)
+    final = {"name": "net0", "address": "198.51.100.7", "mask": "255.255.255.128", "mtu": 2044}
+    assert config["linux"]["netDevices"] == {"ibp20s0": final}
+    [entry] = config["hooks"]["createRuntime"]
+    assert entry["args"] == [
+        "cdigen",
+        "hook",
+        "--netdev",
+        "ibp20s0=name=net0,address=198.51.100.7,mask=255.255.255.128,mtu=2044",
+    ]
+    assert "192.0.2.10" not in first and "4092" not in first  # no stale setting anywhere
+    apply(bundle, spec_dir, *args, check=0)
+    assert config_text(bundle) == first  # and applying again changes nothing
+
+
+def test_override_of_a_host_interface_no_device_carries_is_a_usage_error(tmp_path):
+    spec_dir = tmp_path / "cdi"
+    write_spec(spec_dir, "gpu.yaml", hook_only_spec("name=net0"))
+    bundle = make_bundle(tmp_path)
+    before = config_text(bundle)
+    proc = apply(bundle, spec_dir, "--device", "cdigen.io/gpu=gpu0", "--netdev", "eth9=mtu=1500", check=2)
+    assert proc.stderr == "cdigen: error: --netdev eth9: no requested device carries host interface eth9\n"
+    assert config_text(bundle) == before
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [("mtu=20", "MTU 20 is outside 68..65535"), ("name=a/b", "contains '/'"), ("colour=blue", "expected name=")],
+)
+def test_bad_hook_arguments_are_refused_by_apply_and_validate(tmp_path, settings, message):
+    spec_dir = tmp_path / "cdi"
+    path = write_spec(spec_dir, "gpu.yaml", hook_only_spec(settings))
+    bundle = make_bundle(tmp_path)
+    before = config_text(bundle)
+    proc = apply(bundle, spec_dir, "--device", "cdigen.io/gpu=gpu0", check=3)
+    assert "hooks[0]: cdigen hook arguments: " in proc.stderr and message in proc.stderr
+    assert config_text(bundle) == before
+    proc = run_cdigen("validate", path, check=3)
+    assert (
+        f"{path}: devices[0].containerEdits: hooks[0]: cdigen hook arguments: " in proc.stdout
+        and message in proc.stdout
+    )

@@ -31,6 +31,12 @@ NETDEVICES = validator("oci-netdevices.schema.json")
 # ---------------------------------------------------------------------------- validate
 
 
+def split_report(stdout: str) -> tuple[list[str], list[str]]:
+    """validate's stdout: (problem lines, lines naming the engines that load a file)."""
+    lines = stdout.splitlines()
+    return [x for x in lines if ": cdiVersion " not in x], [x for x in lines if ": cdiVersion " in x]
+
+
 def test_validate_reports_every_problem_with_file_and_field(tmp_path):
     d = tmp_path / "cdi"
     for name, doc in validate_dir_specs().items():
@@ -38,7 +44,16 @@ def test_validate_reports_every_problem_with_file_and_field(tmp_path):
     proc = run_cdigen("validate", "--spec-dir", d)
     assert proc.returncode == 3
     conflict = f"conflicting device 'cdigen.io/gpu=gpu0' (specs '{d}/a-good.yaml', '{d}/e-conflict.yaml')"
-    assert proc.stdout.splitlines() == [
+    problems, readers = split_report(proc.stdout)
+    assert readers == [  # the files that load, and which engine releases load them
+        f"{d}/a-good.yaml: cdiVersion 1.1.0 (needs 1.1.0): containerd >= 2.2.1, crio >= 1.35.0, docker >= 29.2.0, "
+        "nerdctl >= 2.2.1, podman: no release yet",
+        f"{d}/d-relative.yaml: cdiVersion 1.1.0 (needs 1.1.0): containerd >= 2.2.1, crio >= 1.35.0, docker >= 29.2.0, "
+        "nerdctl >= 2.2.1, podman: no release yet",
+        f"{d}/e-conflict.yaml: cdiVersion 1.1.0 (needs 1.1.0): containerd >= 2.2.1, crio >= 1.35.0, docker >= 29.2.0, "
+        "nerdctl >= 2.2.1, podman: no release yet",
+    ]
+    assert problems == [
         f"{d}/a-good.yaml: {conflict}",
         f"{d}/b-unknown.yaml: devices[0].containerEdit: unknown field",
         f"{d}/c-version.json: cdiVersion: the spec version must be at least v1.1.0 (is 1.0.0)",
@@ -52,13 +67,36 @@ def test_validate_reports_every_problem_with_file_and_field(tmp_path):
 def test_validate_files_named_on_the_command_line(tmp_path):
     good = write_spec(tmp_path, "good.json", FPGA_SPEC)
     proc = run_cdigen("validate", good, check=0)
-    assert proc.stdout == "1 spec file, 2 devices: valid\n" and proc.stderr == ""
+    assert proc.stdout == (
+        f"{good}: cdiVersion 0.7.0 (needs 0.7.0): containerd >= 1.7.16, crio >= 1.30.0, docker >= 26.1.0, "
+        "nerdctl >= 2.1.0, podman >= 5.1.0\n1 spec file, 2 devices: valid\n"
+    )
+    assert proc.stderr == ""
     bad = write_spec(tmp_path, "bad.yaml", NO_DEVICES)
     proc = run_cdigen("validate", good, bad, tmp_path / "gone.yaml", check=3)
-    assert proc.stdout.splitlines() == [
+    assert split_report(proc.stdout)[0] == [
         f"{bad}: invalid spec, no devices",
         f"{tmp_path}/gone.yaml: cannot read: No such file or directory",
     ]
+
+
+def test_validate_as_an_older_loader(tmp_path):
+    """--cdi-version/--for: that library's version list and fields; scan's default output loads."""
+    newest = write_spec(tmp_path / "new", "gpu.yaml", gpu_spec(1))  # netDevices, annotations: 1.1.0
+    proc = run_cdigen("validate", newest, "--for", "podman-4", check=3)
+    assert split_report(proc.stdout)[0] == [f"{newest}: devices[0].annotations: unknown field"]
+    proc = run_cdigen("validate", newest, "--cdi-version", "1.0.0", check=3)
+    assert split_report(proc.stdout)[0] == [f"{newest}: devices[0].containerEdits.netDevices: unknown field"]
+    doc = {"cdiVersion": "v0.5.0", "kind": "a.com/b", "devices": [{"name": "x", "containerEdits": {"env": ["A=1"]}}]}
+    prefixed = write_spec(tmp_path / "v", "v.yaml", doc)
+    proc = run_cdigen("validate", prefixed, "--cdi-version", "0.5.0", check=3)  # no 'v' before library 0.6
+    assert split_report(proc.stdout)[0] == [f"{prefixed}: cdiVersion: invalid version 'v0.5.0'"]
+    run_cdigen("validate", prefixed, "--cdi-version", "0.6.0", check=0)
+    scanned = tmp_path / "scanned"
+    scanned.mkdir()
+    run_cdigen("scan", "--example", "hgx-h100", "--hook-path", "/usr/bin/cdigen", "-o", scanned / "s.yaml", check=0)
+    proc = run_cdigen("validate", scanned, "--for", "podman-4", check=0)
+    assert proc.stdout.endswith("podman >= 4.3.0\n1 spec file, 9 devices: valid\n")
 
 
 def test_validate_an_empty_directory_is_valid(tmp_path):

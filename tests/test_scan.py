@@ -22,7 +22,24 @@ def load_yaml(text: str, version=(1, 2)):
 
 
 def scan(*args, check=0, **kw):
-    return run_cdigen("scan", *HOOK, *args, check=check, **kw)
+    """`cdigen scan` writing for the newest loader (1.1.0: netDevices and annotations), unless
+    the test names its own target."""
+    named = any(str(a).partition("=")[0] in ("--cdi-version", "--for") for a in args)
+    target = () if named else ("--cdi-version", "1.1.0")
+    return run_cdigen("scan", *HOOK, *target, *args, check=check, **kw)
+
+
+def without_newer_fields(spec: dict, cdi_version: str) -> dict:
+    """The 1.1.0 spec as a writer for an older loader must produce it: the same devices, nodes
+    and hooks (whose arguments carry the netdev settings), without netDevices (1.1.0) and, below
+    0.6.0, without device annotations; cdiVersion as given."""
+    out = json.loads(json.dumps(spec))
+    out["cdiVersion"] = cdi_version
+    for device in out["devices"]:
+        device["containerEdits"].pop("netDevices", None)
+        if cdi_version < "0.6.0":
+            device.pop("annotations", None)
+    return out
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
@@ -32,6 +49,63 @@ def test_spec_snapshot(example, snapshot):
     check_spec(spec)  # the reference loader's rules: it loads
     assert load_yaml(proc.stdout, (1, 1)) == spec  # and reads the same under YAML 1.1
     snapshot.assert_match(proc.stdout, "spec.yaml")
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_default_target_is_every_engine_with_cdi(example, snapshot):
+    """Without --cdi-version the spec loads in podman 4.3 (CDI library 0.5.x): no field that
+    library does not know, cdiVersion the lowest the fields need, the settings in the hook."""
+    proc = scan("--example", example, "--for", "any")
+    default = run_cdigen("scan", *HOOK, "--example", example, check=0)
+    assert default.stdout == proc.stdout
+    spec = load_yaml(proc.stdout)
+    check_spec(spec, "0.5.0")  # the podman 4.3 / containerd 1.7.0 loader accepts it
+    newest = load_yaml(scan("--example", example).stdout)
+    assert spec == without_newer_fields(newest, "0.3.0")
+    snapshot.assert_match(proc.stdout, "spec.yaml")
+
+
+@pytest.mark.parametrize(
+    "target, version, annotations",
+    [
+        ("--cdi-version=0.6.0", "0.6.0", True),
+        ("--for=podman-4.7", "0.6.0", True),
+        ("--for=docker-28", "0.6.0", True),
+        ("--for=containerd-2.2.1", "1.1.0", True),
+        ("--for=podman-5.5", "0.6.0", True),
+        ("--cdi-version=0.5.0", "0.3.0", False),
+    ],
+)
+def test_targets_keep_only_the_fields_their_loader_knows(target, version, annotations):
+    spec = load_yaml(scan("--example", "switch-pair", target).stdout)
+    newest = load_yaml(scan("--example", "switch-pair").stdout)
+    if version == "1.1.0":
+        assert spec == newest
+    else:
+        assert spec == without_newer_fields(newest, version)
+        assert all(("annotations" in d) == annotations for d in spec["devices"])
+
+
+def test_pci_names_need_0_5_0():
+    proc = scan("--example", "switch-pair", "--device-name-strategy", "pci", "--cdi-version", "0.3.0", check=2)
+    assert proc.stderr == "cdigen: error: --cdi-version 0.3.0 is too old for this spec: its device names need 0.5.0\n"
+    spec = load_yaml(scan("--example", "switch-pair", "--device-name-strategy", "pci", "--for", "podman-4").stdout)
+    assert spec["cdiVersion"] == "0.5.0"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--cdi-version", "1.2.0"), "--cdi-version '1.2.0': not one of 0.3.0, "),
+        (("--cdi-version", "0.2.0"), "--cdi-version '0.2.0': not one of 0.3.0, "),
+        (("--for", "docker-20.10"), "--for 'docker-20.10': docker loads CDI specs from 25.0.0 on"),
+        (("--for", "runc-1.1"), "--for 'runc-1.1': expected ENGINE-VERSION"),
+        (("--for", "podman-4", "--cdi-version", "0.5.0"), "--cdi-version and --for: give one of them"),
+    ],
+)
+def test_bad_targets(args, message):
+    proc = scan("--example", "switch-pair", *args, check=2)
+    assert proc.stdout == "" and proc.stderr.startswith("cdigen: error: " + message) and proc.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES))

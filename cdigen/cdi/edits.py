@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from cdigen import hookentry, netdev
 from cdigen.errors import BadArgument, InvalidInput
+from cdigen.oci.config import net_devices
 
 ANNOTATION_PREFIX = "cdi.k8s.io/"
 LIST_EDITS = ("env", "deviceNodes", "netDevices", "mounts", "hooks", "additionalGids")
@@ -99,17 +100,38 @@ def net_device_names(edits: dict) -> dict[str, str]:
     return {entry["hostInterfaceName"]: entry["name"] for entry in edits.get("netDevices") or []}
 
 
+def hook_netdev_settings(edits: dict) -> dict[str, netdev.NetdevSettings]:
+    """host -> settings carried by the `--netdev` arguments of the `cdigen hook` entries of
+    one containerEdits (what a spec for a loader without netDevices carries). NetdevError or
+    HookArgsError for arguments `cdigen hook` would refuse."""
+    out: dict[str, netdev.NetdevSettings] = {}
+    for i, hook in enumerate(edits.get("hooks") or []):
+        if not hookentry.is_cdigen_hook(hook):
+            continue
+        try:
+            values = hookentry.parse_hook_argv(hook["args"][2:]) or []
+            settings = netdev.by_host(netdev.parse_arg(v) for v in values)
+        except InvalidInput as e:
+            raise InvalidInput(f"hooks[{i}]: cdigen hook arguments: {e}") from None
+        for host, cfg in settings.items():
+            out[host] = out[host].merged(cfg) if host in out else cfg
+    return out
+
+
 def netdev_settings(edits: dict, annotations: dict) -> dict[str, netdev.NetdevSettings]:
-    """host -> settings of the `netDevices` entries of one containerEdits, each merged with
-    its `netdev.cdigen.io/<host>` annotation. Every such annotation is parsed, whether or not
-    an entry uses it: a malformed one is invalid data. NetdevError."""
+    """host -> settings of every host interface one containerEdits carries: the `--netdev`
+    arguments of its `cdigen hook` entries, then its `netDevices` entries' names, then the
+    `netdev.cdigen.io/<host>` annotations, each later source winning per field. Every such
+    annotation is parsed, whether or not an entry uses it: a malformed one is invalid data.
+    NetdevError."""
     from_annotations = netdev.from_annotations(annotations)
-    out = {}
+    out = hook_netdev_settings(edits)
     for host, name in net_device_names(edits).items():
-        settings = netdev.make(host, name)
+        entry = netdev.make(host, name)
+        out[host] = out[host].merged(entry) if host in out else entry
+    for host, settings in out.items():
         if host in from_annotations:
-            settings = settings.merged(from_annotations[host])
-        out[host] = settings
+            out[host] = settings.merged(from_annotations[host])
     return out
 
 
@@ -232,7 +254,7 @@ def apply_edits(config: dict, merged: MergedEdits, hook_path: str | None = None)
     edits = merged.edits
     _apply_env(doc, edits["env"])
     _apply_device_nodes(doc, linux, edits["deviceNodes"])
-    _apply_netdevs(linux, merged)
+    _apply_netdevs(doc, merged)
     _apply_mounts(doc, edits["mounts"])
     _apply_hooks(doc, edits["hooks"])
     if edits["intelRdt"] is not None:
@@ -246,7 +268,28 @@ def apply_edits(config: dict, merged: MergedEdits, hook_path: str | None = None)
         create_runtime = _child(hooks, "createRuntime", list, "hooks.createRuntime")
         if not any(hookentry.is_cdigen_hook(h) for h in create_runtime):
             create_runtime.append(hookentry.oci_hook(hook_path))
+    _refresh_cdigen_hooks(doc, merged.netdevs)
     return doc
+
+
+def _refresh_cdigen_hooks(doc: dict, netdevs: dict) -> None:
+    """Every `cdigen hook` entry of config.json carries the final settings of the interfaces
+    it names, so that no stale setting (a spec's, before an override) is left behind; a copy
+    that the refresh makes equal to an earlier one is dropped."""
+    if not netdevs or not isinstance(doc.get("hooks"), dict):
+        return
+    args = {host: cfg.to_arg() for host, cfg in netdevs.items()}
+    for name, entries in doc["hooks"].items():
+        if not isinstance(entries, list):
+            continue
+        refreshed: list = []
+        for entry in entries:
+            if hookentry.is_cdigen_hook(entry):
+                entry = hookentry.with_netdev_args(entry, args)
+                if entry in refreshed:
+                    continue
+            refreshed.append(entry)
+        doc["hooks"][name] = refreshed
 
 
 def _child(parent: dict, key: str, kind: type, where: str, create: bool = True):
@@ -326,10 +369,10 @@ def _apply_device_nodes(doc: dict, linux: dict, nodes: list[dict]) -> None:
                 rules.append(rule)
 
 
-def _apply_netdevs(linux: dict, merged: MergedEdits) -> None:
+def _apply_netdevs(doc: dict, merged: MergedEdits) -> None:
     if not merged.netdevs:
         return
-    net = _child(linux, "netDevices", dict, "linux.netDevices")
+    net = doc["linux"]["netDevices"] = net_devices(doc)
     for host, cfg in merged.netdevs.items():
         net[host] = cfg.to_oci()
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from cdigen import strictjson
 from cdigen.cdi import goyaml
-from cdigen.cdi.spec import SpecError, check_spec
+from cdigen.cdi.spec import LIBRARY_VERSION, SpecError, check_spec
 from cdigen.errors import InvalidInput
 from cdigen.files import UnreadableFile, read_regular
 
@@ -124,13 +124,13 @@ def read_limited(path: str, limit: int = MAX_SPEC_BYTES) -> bytes:
         raise SpecError(str(e)) from None
 
 
-def check_document(data: bytes) -> dict:
+def check_document(data: bytes, loader: str = LIBRARY_VERSION) -> dict:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise SpecError(f"not UTF-8 (byte {e.start})") from None
     text = text.removeprefix("\ufeff")
-    return check_spec(parse_document(text))
+    return check_spec(parse_document(text), loader)
 
 
 # ---------------------------------------------------------------------------- directories
@@ -177,7 +177,7 @@ def may_define(data: bytes, kinds: set[str]) -> bool:
     return b"\\" in data or any(k.encode() in data for k in kinds)
 
 
-def load_registry(dirs: list[str], kinds: set[str] | None = None) -> Registry:
+def load_registry(dirs: list[str], kinds: set[str] | None = None, loader: str = LIBRARY_VERSION) -> Registry:
     """Load the spec directories like the reference cache's refresh (docs/cdi-conformance.md, "Spec directories").
 
     With `kinds`, files that cannot define one of those kinds are not parsed (see
@@ -187,10 +187,10 @@ def load_registry(dirs: list[str], kinds: set[str] | None = None) -> Registry:
     groups = [[] for _ in dirs]
     for priority, path in spec_files(dirs, registry):
         groups[priority].append(path)
-    return _load(groups, registry, kinds)
+    return _load(groups, registry, kinds, loader)
 
 
-def load_paths(paths: list[str]) -> Registry:
+def load_paths(paths: list[str], loader: str = LIBRARY_VERSION) -> Registry:
     """Load files or directories named on the command line. A directory is scanned like a
     spec directory; files in one directory share its priority (so duplicates between them
     are conflicts); directories rank in the order first named, the later winning."""
@@ -211,10 +211,10 @@ def load_paths(paths: list[str]) -> Registry:
             for where, messages in sub.errors.items():
                 registry.errors.setdefault(where, []).extend(messages)
         groups[order[directory]].extend(p for p in files if p not in groups[order[directory]])
-    return _load(groups, registry, None)
+    return _load(groups, registry, None, loader)
 
 
-def _load(groups: list[list[str]], registry: Registry, kinds: set[str] | None) -> Registry:
+def _load(groups: list[list[str]], registry: Registry, kinds: set[str] | None, loader: str) -> Registry:
     conflicts: set[str] = set()
     for priority, paths in enumerate(groups):
         for path in paths:
@@ -224,7 +224,7 @@ def _load(groups: list[list[str]], registry: Registry, kinds: set[str] | None) -
                 if kinds is not None and not may_define(data, kinds):
                     registry.skipped += 1
                     continue
-                spec = Spec(path, priority, check_document(data))
+                spec = Spec(path, priority, check_document(data, loader))
             except SpecError as e:
                 registry.add_error(path, str(e))
                 continue

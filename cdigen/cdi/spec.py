@@ -1,7 +1,7 @@
 """The CDI spec model: names, versions and the reference Go loader's checks.
 
 Mirrors `tags.cncf.io/container-device-interface` v1.1.0 (specs-go/config.go, pkg/parser,
-pkg/cdi/spec.go, device.go, container-edits.go, specs-go/version.go); section numbers refer to
+pkg/cdi/spec.go, device.go, container-edits.go, specs-go/version.go); the rules are explained in
 docs/cdi-conformance.md. Where HEAD and v1.1.0 differ we follow v1.1.0, the newest
 release any runtime vendors, except that single-character vendor/class names are accepted on
 read (HEAD; v1.1.0 panics on them) — cdigen never writes them.
@@ -11,6 +11,7 @@ Pure: operates on already-parsed documents (dicts, lists, scalars).
 
 from cdigen.errors import InvalidInput
 
+LIBRARY_VERSION = "1.1.0"  # the newest released library, whose rules cdigen follows by default
 CDI_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0", "1.0.0", "1.1.0")
 HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
@@ -135,14 +136,29 @@ def minimum_version(spec: dict) -> str:
     return "0.3.0"
 
 
-def check_version(spec: dict) -> str:
+def check_version(spec: dict, loader: str = LIBRARY_VERSION) -> str:
+    """The declared cdiVersion, checked as the library of version `loader` checks it: up to
+    v0.5.x an exact string of its own list; from v0.6.0 an optional `v` prefix, and the spec
+    must declare at least the minimum its fields need."""
     version = spec.get("cdiVersion", "")
-    if (version[1:] if version.startswith("v") else version) not in CDI_VERSIONS:
+    known = versions_up_to(loader)
+    modern = _vkey(loader) >= _vkey("0.6.0")
+    if (version[1:] if modern and version.startswith("v") else version) not in known:
         raise SpecError(f"cdiVersion: invalid version {version!r}")
     required = max(minimum_version(spec), "0.3.0", key=_vkey)
-    if _vkey(version) < _vkey(required):
+    if modern and _vkey(version) < _vkey(required):
         raise SpecError(f"cdiVersion: the spec version must be at least v{required} (is {version})")
     return version
+
+
+def versions_up_to(loader: str) -> tuple[str, ...]:
+    """The cdiVersion values a library of version `loader` accepts: its own and older ones."""
+    return tuple(v for v in CDI_VERSIONS if _vkey(v) <= _vkey(loader))
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """Sort key of a version string ("0.5.0", "v1.1.0")."""
+    return _vkey(version)
 
 
 # ---------------------------------------------------------------------------- structure
@@ -182,6 +198,42 @@ _EDITS = {
 }
 _DEVICE = {"name": _STR, "annotations": _STRMAP, "containerEdits": _EDITS}
 _SPEC = {"cdiVersion": _STR, "kind": _STR, "annotations": _STRMAP, "devices": [_DEVICE], "containerEdits": _EDITS}
+
+# The first library version whose structs have a field (specs-go/config.go at each tag): an
+# older loader fails on it as an unknown field. Every other field is known since v0.3.0.
+_FIELD_SINCE = {
+    (id(_DEVICE_NODE), "hostPath"): "0.5.0",
+    (id(_MOUNT), "type"): "0.4.0",
+    (id(_SPEC), "annotations"): "0.6.0",
+    (id(_DEVICE), "annotations"): "0.6.0",
+    (id(_EDITS), "intelRdt"): "0.7.0",
+    (id(_EDITS), "additionalGids"): "0.7.0",
+    (id(_EDITS), "netDevices"): "1.1.0",
+    (id(_INTEL_RDT), "schemata"): "1.1.0",
+    (id(_INTEL_RDT), "enableMonitoring"): "1.1.0",
+}
+_tables_by_loader: dict[str, dict] = {}
+
+
+def _fields_for(loader: str) -> dict:
+    """The spec's field table as a library of version `loader` knows it."""
+    if loader not in _tables_by_loader:
+
+        def known(table: dict) -> dict:
+            out = {}
+            for name, tag in table.items():
+                since = _FIELD_SINCE.get((id(table), name), "0.3.0")
+                if _vkey(since) <= _vkey(loader):
+                    if isinstance(tag, list):
+                        tag = [known(tag[0])]
+                    elif isinstance(tag, dict):
+                        tag = known(tag)
+                    out[name] = tag
+            return out
+
+        _tables_by_loader[loader] = known(_SPEC)
+    return _tables_by_loader[loader]
+
 
 _INT_RANGES = {_INT: (-(1 << 63), (1 << 63) - 1), _UINT32: (0, (1 << 32) - 1)}
 
@@ -324,13 +376,15 @@ def _edits_empty(edits: dict) -> bool:
     )
 
 
-def check_spec(raw: object) -> dict:
-    """Check a parsed spec document as the reference loader does; return it normalised
-    (canonical key case, Go scalar coercion, nulls dropped). Raises SpecError."""
+def check_spec(raw: object, loader: str = LIBRARY_VERSION) -> dict:
+    """Check a parsed spec document as the reference loader of version `loader` does; return
+    it normalised (canonical key case, Go scalar coercion, nulls dropped). Raises SpecError."""
     if raw is None:
         raise SpecError("no Spec data")
-    spec = _convert_object(raw, _SPEC, "")
-    check_version(spec)
+    if loader not in CDI_VERSIONS or _vkey(loader) < _vkey("0.3.0"):
+        raise ValueError(f"no CDI library of version {loader}")
+    spec = _convert_object(raw, _SPEC if loader == LIBRARY_VERSION else _fields_for(loader), "")
+    check_version(spec, loader)
     vendor, cls = split_kind(spec.get("kind", ""))
     check_vendor(vendor)
     check_class(cls)

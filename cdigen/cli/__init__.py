@@ -6,10 +6,12 @@ Library code raises domain errors; this is the one place that names their comman
 options (`BadArgument.argument` -> option) and the exit code is the error's own.
 """
 
-from cdigen.errors import BadArgument, CdigenError
+from cdigen.errors import BadArgument, CdigenError, UsageError
 
 OPTION_NAMES = {
     "bundle": "bundle",
+    "cdi_version": "--cdi-version",
+    "for": "--for",
     "device": "--device",
     "example": "--example",
     "format": "--format",
@@ -27,3 +29,14 @@ def error_line(error: CdigenError) -> str:
     if isinstance(error, BadArgument):
         return f"{OPTION_NAMES.get(error.argument, error.argument)} {error}"
     return str(error)
+
+
+def target_version(cdi_version: str | None, for_engine: str | None) -> str | None:
+    """--cdi-version V, or the newest cdiVersion the --for engine release loads; not both."""
+    if cdi_version and for_engine:
+        raise UsageError("--cdi-version and --for: give one of them")
+    if for_engine:
+        from cdigen.cdi.consumers import max_version_for
+
+        return max_version_for(for_engine)
+    return cdi_version

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from cdigen.cli import target_version
 from cdigen.cli.app import app
 from cdigen.errors import InvalidInput, UsageError
 
@@ -122,13 +123,34 @@ def validate(
         typer.Argument(metavar="[FILE|DIR]...", help="Spec files or directories (default: the spec directories)."),
     ] = None,
     spec_dir: SpecDirOption = None,
+    cdi_version: Annotated[
+        str | None,
+        typer.Option(
+            "--cdi-version",
+            metavar="V",
+            help="Check as a CDI library of version V loads specs (its versions and fields). "
+            "Default: the newest (1.1.0).",
+        ),
+    ] = None,
+    for_engine: Annotated[
+        str | None,
+        typer.Option(
+            "--for",
+            metavar="ENGINE-VERSION",
+            help="Check as that engine release loads specs, e.g. podman-4, containerd-1.7, docker-28, crio-1.35.",
+        ),
+    ] = None,
 ) -> None:
-    """Check CDI spec files as container runtimes load them; report every problem."""
-    from cdigen.validate import validate_paths
+    """Check CDI spec files as container runtimes load them; report every problem, and which engines load each file."""
+    from cdigen.cdi.spec import LIBRARY_VERSION
+    from cdigen.validate import readers, validate_paths
 
-    registry, problems = validate_paths(files, _spec_dirs(spec_dir))
+    loader = target_version(cdi_version, for_engine) or LIBRARY_VERSION
+    registry, problems = validate_paths(files, _spec_dirs(spec_dir), loader)
     for where, message in problems:
         sys.stdout.write(f"{where}: {message}\n")
+    for spec in registry.specs:
+        sys.stdout.write(f"{spec.path}: {readers(spec)}\n")
     count = len(registry.files)
     if problems:
         bad = len({where for where, _ in problems})

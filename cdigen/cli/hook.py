@@ -5,7 +5,7 @@ cdigen/entry.py dispatches here; `cdigen --help` lists the command through cdige
 
 import sys
 
-from cdigen import netdev
+from cdigen import hookentry, netdev
 from cdigen.errors import UsageError
 from cdigen.netdev import NetdevError, NetdevSettings
 
@@ -28,20 +28,14 @@ options:
 
 def parse_args(argv: list[str]) -> list[NetdevSettings] | None:
     """The --netdev settings in argument order; None when help was asked for."""
-    out: list[NetdevSettings] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg in ("-h", "--help"):
-            return None
-        if arg == "--netdev":
-            if i + 1 >= len(argv):
-                raise UsageError("hook: --netdev needs a value HOSTIF=name=..,address=..,mask=..,mtu=..")
-            value, i = argv[i + 1], i + 2
-        elif arg.startswith("--netdev="):
-            value, i = arg[len("--netdev=") :], i + 1
-        else:
-            raise UsageError(f"hook: unexpected argument {arg!r} (see cdigen hook --help)")
+    try:
+        values = hookentry.parse_hook_argv(argv)
+    except hookentry.HookArgsError as e:
+        raise UsageError(f"hook: {e}") from None
+    if values is None:
+        return None
+    out = []
+    for value in values:
         try:
             out.append(netdev.parse_arg(value))
         except NetdevError as e:

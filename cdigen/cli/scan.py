@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 
+from cdigen.cli import target_version
 from cdigen.cli.app import app
+from cdigen.scan import DEFAULT_CDI_VERSION, DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, NAME_STRATEGIES
 from cdigen.scan.affinity import Affinity
-from cdigen.scan.build import DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, NAME_STRATEGIES
 
 
 def _choices(name: str, values) -> type[enum.Enum]:
@@ -108,6 +109,25 @@ def scan(
     hook_path: Annotated[
         str | None, typer.Option(help="Absolute path of the cdigen executable the hook entries run. Default: this one.")
     ] = None,
+    cdi_version: Annotated[
+        str | None,
+        typer.Option(
+            "--cdi-version",
+            metavar="V",
+            help="Write for CDI loaders of version V: only the fields V knows (device annotations from 0.6.0, "
+            "netDevices from 1.1.0; the hook arguments always carry the netdev settings). "
+            f"[default: {DEFAULT_CDI_VERSION}, which every engine release with CDI loads]",
+        ),
+    ] = None,
+    for_engine: Annotated[
+        str | None,
+        typer.Option(
+            "--for",
+            metavar="ENGINE-VERSION",
+            help="Write for that engine release and later ones: podman-4, podman-5.5, containerd-1.7, "
+            "containerd-2.2.1, docker-28, crio-1.35, nerdctl-2.2.1, or any (the default).",
+        ),
+    ] = None,
 ) -> None:
     from cdigen import hookentry
     from cdigen.scan.build import BuildOptions, build_spec, render
@@ -126,6 +146,7 @@ def scan(
         netdev_config=config,
         netdev_config_path=netdev_config or "",
         netdev_name=netdev_name,
+        cdi_version=target_version(cdi_version, for_engine) or DEFAULT_CDI_VERSION,
     )
     spec, warnings = build_spec(topo, opts)
     _warn(warnings)

@@ -6,9 +6,13 @@ host bridge (different root ports), NODE different host bridges on one NUMA node
 NUMA nodes.
 """
 
-from enum import IntEnum
+from __future__ import annotations
 
-from cdigen.scan.model import PciFunction
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the command line imports Affinity; keep that import free of the model
+    from cdigen.scan.model import PciFunction
 
 
 class Affinity(IntEnum):

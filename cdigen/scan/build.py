@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 
 from cdigen import hookentry, netdev
 from cdigen.errors import BadArgument, NoGPU
+from cdigen.scan import DEFAULT_CDI_VERSION, DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, NAME_STRATEGIES
 from cdigen.scan.affinity import Affinity, assign
 from cdigen.scan.model import CharDev, Gpu, Nic, ScanWarning, Topology
 
-DEFAULT_VENDOR = "cdigen.io"  # not nvidia.com: our devices carry NICs too, and must not collide with nvidia-ctk's
-DEFAULT_CLASS = "gpu"
-NAME_STRATEGIES = ("index", "uuid", "pci")
-FORMATS = ("yaml", "json")
+ANNOTATIONS_SINCE = "0.6.0"
+NET_DEVICES_SINCE = "1.1.0"
 
 
 @dataclass
@@ -32,6 +31,7 @@ class BuildOptions:
     netdev_config: dict[str, dict] = field(default_factory=dict)
     netdev_config_path: str = "--netdev-config"  # named in warnings
     netdev_name: str | None = None  # container-name template, e.g. "net{index}"
+    cdi_version: str = DEFAULT_CDI_VERSION  # the newest cdiVersion the spec's readers accept
 
 
 def candidate_nics(topo: Topology) -> list[Nic]:
@@ -112,8 +112,14 @@ def _netdev_settings(
     return out
 
 
-def _edits(nodes: list[CharDev], settings: list[netdev.NetdevSettings], hook_path: str) -> tuple[dict, dict]:
-    """(annotations, containerEdits) of one device."""
+def _edits(
+    nodes: list[CharDev], settings: list[netdev.NetdevSettings], hook_path: str, target: str
+) -> tuple[dict, dict]:
+    """(annotations, containerEdits) of one device, with only the fields a loader of version
+    `target` knows: the hook arguments always carry the netdev settings; device annotations
+    (0.6.0) and netDevices (1.1.0) only where the target allows them."""
+    from cdigen.cdi.spec import version_key
+
     seen, unique = set(), []
     for c in nodes:
         if c.path not in seen:
@@ -122,9 +128,11 @@ def _edits(nodes: list[CharDev], settings: list[netdev.NetdevSettings], hook_pat
     edits: dict = {"deviceNodes": [_node(c) for c in unique]}
     annotations = {}
     if settings:
-        edits["netDevices"] = [{"hostInterfaceName": s.host, "name": s.container_name} for s in settings]
+        if version_key(target) >= version_key(NET_DEVICES_SINCE):
+            edits["netDevices"] = [{"hostInterfaceName": s.host, "name": s.container_name} for s in settings]
         edits["hooks"] = [hookentry.cdi_hook(hook_path, [s.to_arg() for s in settings])]
-        annotations = {netdev.annotation_key(s.host): s.to_text() for s in settings}
+        if version_key(target) >= version_key(ANNOTATIONS_SINCE):
+            annotations = {netdev.annotation_key(s.host): s.to_text() for s in settings}
     return annotations, edits
 
 
@@ -138,7 +146,18 @@ def _device(name: str, annotations: dict, edits: dict) -> dict:
 
 def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarning]]:
     """The CDI spec for `topo`, and warnings (about the options, not the host)."""
-    from cdigen.cdi.spec import SpecError, check_class, check_device_name, check_vendor, minimum_version
+    from cdigen.cdi.spec import (
+        CDI_VERSIONS,
+        SpecError,
+        check_class,
+        check_device_name,
+        check_vendor,
+        minimum_version,
+        version_key,
+    )
+
+    if opts.cdi_version not in CDI_VERSIONS or version_key(opts.cdi_version) < version_key("0.3.0"):
+        raise BadArgument("cdi_version", f"{opts.cdi_version!r}: not one of {', '.join(CDI_VERSIONS[2:])}")
 
     for argument, check, value in (("vendor", check_vendor, opts.vendor), ("class", check_class, opts.cls)):
         try:
@@ -197,16 +216,20 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
                 )
                 continue
             check_device_name(name)
-            devices.append(_device(name, *_edits(*per_gpu[gpu.bdf], opts.hook_path)))
+            devices.append(_device(name, *_edits(*per_gpu[gpu.bdf], opts.hook_path, opts.cdi_version)))
     all_nodes = [c for g in gpus for c in per_gpu[g.bdf][0]]
     all_settings = [s for g in gpus for s in per_gpu[g.bdf][1]]
-    devices.append(_device("all", *_edits(all_nodes, all_settings, opts.hook_path)))
+    devices.append(_device("all", *_edits(all_nodes, all_settings, opts.hook_path, opts.cdi_version)))
 
     common = list(topo.control) + ([topo.rdma_cm] if topo.rdma_cm else [])
     spec: dict = {"cdiVersion": "", "kind": f"{opts.vendor}/{opts.cls}", "devices": devices}
     if common:
         spec["containerEdits"] = {"deviceNodes": [_node(c) for c in common]}
     spec["cdiVersion"] = minimum_version(spec)
+    if version_key(spec["cdiVersion"]) > version_key(opts.cdi_version):  # only digit-first device names do this
+        raise BadArgument(
+            "cdi_version", f"{opts.cdi_version} is too old for this spec: its device names need {spec['cdiVersion']}"
+        )
     return spec, warnings
 
 
