@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from cdigen import hookentry
 from cdigen.errors import BadArgument, CdigenError
-from cdigen.files import atomic_write, locked_dir
+from cdigen.files import DEFAULT_LOCK_TIMEOUT, atomic_write, locked_dir, remove_stale_temps
 from cdigen.netdev import NetdevSettings
 from cdigen.oci.config import config_path, read_config, serialise
 
@@ -37,6 +37,7 @@ def apply_devices(
     hook: bool = True,
     hook_path: str | None = None,
     dry_run: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> ApplyResult:
     """Inject CDI devices into BUNDLE/config.json.
 
@@ -53,7 +54,8 @@ def apply_devices(
     if hook_path is not None:
         hookentry.check_hook_path(hook_path)
     path = config_path(bundle)
-    with locked_dir(bundle):
+    with locked_dir(bundle, lock_timeout):
+        remove_stale_temps(path)  # of writers killed mid-write; safe under the lock
         from cdigen.cdi import edits
 
         raw, doc = read_config(path)

@@ -45,14 +45,21 @@ def read_regular(path: str, limit: int) -> bytes:
 
 def atomic_write(path: str, data: bytes, mode: int | None = None) -> None:
     """Replace `path` with `data`. `mode`: the new file's mode; default: the existing file's
-    mode, else 0644."""
+    mode, else 0644. An existing file keeps its owner and group where this process may set
+    them (root writing a user's bundle must not take the user's file away).
+
+    Never replaced: a symbolic link to a regular file (writing through it would let whoever
+    owns the link choose which file root replaces; replacing it would silently detach the
+    target): refused. Device nodes and FIFOs (/dev/null, /dev/stdout) are written into,
+    never renamed over; a FIFO without a reader is an error, not a hang."""
     import stat
 
     directory = os.path.dirname(os.path.abspath(path)) or "."
     try:
         st = os.stat(path)
+        link = stat.S_ISLNK(os.lstat(path).st_mode)
     except FileNotFoundError:
-        st = None
+        st, link = None, False
     except OSError as e:
         raise CdigenError(f"cannot write {path}: {e.strerror}") from None
     if st is not None and not stat.S_ISREG(st.st_mode):
@@ -60,6 +67,10 @@ def atomic_write(path: str, data: bytes, mode: int | None = None) -> None:
         # itself (as root, /dev/null became a regular file). Write into it instead.
         _write_into(path, data)
         return
+    if link:
+        raise CdigenError(
+            f"cannot write {path}: a symbolic link; cdigen replaces only regular files (write its target)"
+        )
     if mode is None:
         mode = stat.S_IMODE(st.st_mode) if st is not None else 0o644
     base = os.path.basename(path)
@@ -72,6 +83,9 @@ def atomic_write(path: str, data: bytes, mode: int | None = None) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                with contextlib.suppress(PermissionError):  # only root (CAP_CHOWN) may give it back
+                    os.fchown(f.fileno(), st.st_uid, st.st_gid)
             os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.rename(tmp, path)
@@ -89,28 +103,87 @@ def atomic_write(path: str, data: bytes, mode: int | None = None) -> None:
 
 
 def _write_into(path: str, data: bytes) -> None:
+    import errno
+    import fcntl
+
     try:
-        with open(path, "wb") as f:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO without a reader: ENXIO
+    except OSError as e:
+        reason = "a FIFO that nobody reads" if e.errno == errno.ENXIO else e.strerror
+        raise CdigenError(f"cannot write {path}: {reason}") from None
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        with os.fdopen(fd, "wb") as f:
+            fd = -1
             f.write(data)
     except OSError as e:
         raise CdigenError(f"cannot write {path}: {e.strerror}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def remove_stale_temps(path: str) -> list[str]:
+    """Remove the temp files that `atomic_write` of `path` left behind in processes that no
+    longer exist (killed while writing). Call it holding the lock that serialises writers of
+    `path`. Returns the removed paths."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    prefix, suffix = f".{os.path.basename(path)}.cdigen-", ".tmp"
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        pid_text = name[len(prefix) : -len(suffix)] if name.startswith(prefix) and name.endswith(suffix) else ""
+        if not (pid_text.isascii() and pid_text.isdigit()) or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+            continue  # its writer still runs (or the pid is reused): leave it
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, name))
+            removed.append(os.path.join(directory, name))
+    return removed
+
+
+DEFAULT_LOCK_TIMEOUT = 10.0  # seconds; README "apply"
 
 
 @contextlib.contextmanager
-def locked_dir(directory: str):
-    """Hold an exclusive flock on `directory` for the block.
+def locked_dir(directory: str, timeout: float = DEFAULT_LOCK_TIMEOUT):
+    """Hold an exclusive flock on `directory` for the block, waiting at most `timeout` seconds.
 
     The directory, not the file: the file is replaced by rename, so a lock on its inode would
     not exclude a writer that opens the new one. Two `cdigen apply` runs on one bundle
-    serialise here; each reads config.json after taking the lock. No lock file is left behind."""
+    serialise here; each reads config.json after taking the lock. No lock file is left behind.
+    Anyone who can open the directory can hold the lock, so the wait is bounded: then a
+    one-line error names the directory (exit 1) and nothing is changed."""
     import fcntl
+    import time
 
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         raise CdigenError(f"cannot open {directory}: {e.strerror}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise CdigenError(
+                        f"{directory}: another process has held its lock (flock) for {timeout:g} s; nothing changed"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
         yield
     finally:
         os.close(fd)

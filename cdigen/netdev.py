@@ -110,7 +110,7 @@ def check_ifname(name: object, what: str = "interface name", allow_template: boo
     if not raw:
         raise NetdevError(f"{what} is empty")
     if len(raw) >= IFNAMSIZ:
-        raise NetdevError(f"{what} {name!r} is longer than 15 bytes")
+        raise NetdevError(f"{what} {_short(name)} is longer than 15 bytes")
     if name in (".", ".."):
         raise NetdevError(f"{what} {name!r} is not allowed")
     for ch in name:
@@ -131,14 +131,14 @@ def _parse_ip(text: str) -> tuple[str, int]:
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
-        raise NetdevError(f"invalid IP address {text!r}") from None
+        raise NetdevError(f"invalid IP address {_short(text)}") from None
     return str(ip), ip.version
 
 
 def _mask_to_prefixlen(mask: str, family: int) -> int:
     bits_total = 32 if family == 4 else 128
     text = str(mask).strip()
-    if text.isdigit():
+    if _is_decimal(text):
         n = int(text)
         if n > bits_total:
             raise NetdevError(f"mask /{n} is too long for IPv{family}")
@@ -149,7 +149,7 @@ def _mask_to_prefixlen(mask: str, family: int) -> int:
         value = int(ipaddress.ip_address(text))
         fam = ipaddress.ip_address(text).version
     except ValueError:
-        raise NetdevError(f"invalid mask {text!r}") from None
+        raise NetdevError(f"invalid mask {_short(text)}") from None
     if fam != family:
         raise NetdevError(f"mask {text!r} is not an IPv{family} mask")
     n = bin(value).count("1")
@@ -158,12 +158,23 @@ def _mask_to_prefixlen(mask: str, family: int) -> int:
     return n
 
 
+def _short(text: str) -> str:
+    """`text` quoted for an error message, cut at 40 characters (a message stays one short line)."""
+    return repr(text[:40]) + ("..." if len(text) > 40 else "")
+
+
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only, and few enough for any value cdigen takes: `"²".isdigit()` is true
+    and `int("²")` fails; `int()` of more than 4,300 digits fails too."""
+    return text.isascii() and text.isdigit() and len(text) <= 20
+
+
 def check_mtu(mtu: object, family: int | None = None) -> int:
     if isinstance(mtu, bool) or not isinstance(mtu, (int, str)):
-        raise NetdevError(f"MTU must be an integer, got {mtu!r}")
+        raise NetdevError(f"MTU must be an integer, got {_short(repr(mtu))}")
     if isinstance(mtu, str):
-        if not mtu.strip().isdigit():
-            raise NetdevError(f"MTU must be an integer, got {mtu!r}")
+        if not _is_decimal(mtu.strip()):
+            raise NetdevError(f"MTU must be an integer, got {_short(mtu)}")
         mtu = int(mtu)
     low = MTU_MIN_IPV6 if family == 6 else MTU_MIN_IPV4
     if not low <= mtu <= MTU_MAX:
@@ -188,7 +199,7 @@ def make(host: str, name=None, address=None, mask=None, mtu=None) -> NetdevSetti
     prefixlen = None
     if address is not None:
         if not isinstance(address, str):
-            raise NetdevError(f"{host}: address must be a string, got {address!r}")
+            raise NetdevError(f"{host}: address must be a string, got {_short(repr(address))}")
         addr_text, _, plen_text = address.partition("/")
         address, family = _parse_ip(addr_text.strip())
         if plen_text:
@@ -196,7 +207,9 @@ def make(host: str, name=None, address=None, mask=None, mtu=None) -> NetdevSetti
         if mask is not None:
             from_mask = _mask_to_prefixlen(str(mask), family)
             if prefixlen is not None and prefixlen != from_mask:
-                raise NetdevError(f"{host}: address {addr_text}/{plen_text} and mask {mask} disagree")
+                raise NetdevError(
+                    f"{host}: address {_short(addr_text + '/' + plen_text)} and mask {_short(str(mask))} disagree"
+                )
             prefixlen = from_mask
         if prefixlen is None:
             prefixlen = 32 if family == 4 else 128
@@ -219,7 +232,7 @@ def parse_text(host: str, text: str) -> NetdevSettings:
         key, sep, value = part.partition("=")
         key = key.strip()
         if not sep or key not in _KEYS:
-            raise NetdevError(f"{host}: expected name=, address=, mask= or mtu=, got {part!r}")
+            raise NetdevError(f"{host}: expected name=, address=, mask= or mtu=, got {_short(part)}")
         if key in fields:
             raise NetdevError(f"{host}: {key}= given twice")
         fields[key] = value.strip()

@@ -1,11 +1,21 @@
-"""JSON as cdigen reads it everywhere (specs, config.json, the hook's OCI state): RFC 8259 only.
+"""JSON as cdigen reads it everywhere (specs, config.json, the hook's OCI state): RFC 8259, and
+only what can be written back and handed to the kernel unchanged.
 
-Python's `json` accepts NaN, Infinity and -Infinity, which are not JSON: Go's encoding/json
-(every container engine) and runc refuse them, so a document holding them is invalid input
-here too, never something to read now and write back broken later.
+Refused, with a one-line ValueError:
+* NaN, Infinity, -Infinity, and numbers too large for a double (`1e999` would become
+  `Infinity` when written back): not JSON, and Go's encoding/json and runc refuse them;
+* integers of more than 4,300 digits (Python's int-string limit; no field holds one);
+* strings with a lone UTF-16 surrogate (`"\\ud800"`: no UTF-8 form, so it cannot be written
+  back) or a NUL character (no path, argument or environment entry can carry one);
+* nesting deeper than the parser's recursion allows.
 """
 
 import json
+import math
+import re
+
+MAX_INT_DIGITS = 4300
+_RISKY_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")  # surrogate halves and NUL
 
 
 class NestedTooDeeply(ValueError):
@@ -16,10 +26,58 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
-def loads(data: str | bytes, object_pairs_hook=None):
-    """json.loads without NaN/Infinity; ValueError (with a one-line reason) for anything that
-    is not JSON, nesting too deep for the parser included."""
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:20]}{'...' if len(text) > 20 else ''} is too large for JSON readers")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def check_string(text: str) -> str:
+    """`text`, or ValueError when it holds a NUL or a lone surrogate."""
+    if "\0" in text:
+        raise ValueError(f"a string holds a NUL character: {text[:40]!r}")
     try:
-        return json.loads(data, parse_constant=_reject_constant, object_pairs_hook=object_pairs_hook)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"a string holds a lone UTF-16 surrogate: {text[:40]!r}") from None
+    return text
+
+
+def _check_strings(doc) -> None:
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            check_string(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def loads(data: str | bytes, object_pairs_hook=None):
+    """json.loads with the refusals above; ValueError (one-line reason) for anything else that
+    is not JSON."""
+    if isinstance(data, bytes):
+        data = data.decode("utf-8")
+    try:
+        doc = json.loads(
+            data,
+            parse_constant=_reject_constant,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+            object_pairs_hook=object_pairs_hook,
+        )
     except RecursionError:
         raise NestedTooDeeply("nested too deeply") from None
+    if _RISKY_ESCAPE.search(data):  # only escapes can produce these: the common case costs one search
+        _check_strings(doc)
+    return doc

@@ -12,7 +12,11 @@ This subclasses ruamel.yaml's resolver and feeds its emitter events directly, wh
 stable API: pyproject.toml bounds ruamel.yaml to the versions this was tested with.
 """
 
+import math
+import re
+
 from cdigen.errors import InvalidInput
+from cdigen.strictjson import check_string
 
 
 class YamlError(InvalidInput):
@@ -48,8 +52,8 @@ def _go_parse_int(text: str) -> int | None:
         base, digits = 8, body[1:]
     else:
         base, digits = 10, body
-    if not digits or any(c not in _DIGITS[base] for c in digits):
-        return None
+    if not digits or len(digits) > 64 or any(c not in _DIGITS[base] for c in digits):
+        return None  # 64 binary digits is the longest 64-bit value; longer is out of range anyway
     value = sign * int(digits, base)
     if -(1 << 63) <= value < (1 << 63) or (text[0] != "+" and 0 <= value < (1 << 64)):
         return value
@@ -74,7 +78,9 @@ def _plain_scalar(text: str):
         if value is not None:
             return value
         if re.fullmatch(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?", plain):
-            return float(plain)
+            value = float(plain)
+            if not math.isinf(value):  # ParseFloat's range error: yaml.v2 keeps the text
+                return value
     return text  # timestamps too: yaml.v2 keeps them as strings for interface{} targets
 
 
@@ -119,14 +125,29 @@ def _yaml_tools():
     return _yaml_state
 
 
+_BRACKETS = re.compile(r"[^\[\]{}]+")
+_BLOCK_PREFIX = re.compile(r"^[ ]*(?:[-?:][ ]+)*", re.MULTILINE)
+
+
 def _shallow_enough_for_c(text: str, limit: int = 2000) -> bool:
     """The C composer recurses on the C stack without a limit (it crashes near 100000 levels),
-    so it only gets documents that cannot nest deeper than `limit`: a flow level needs a '['
-    or '{', and a block level is indented further than its parent (a block sequence under a
-    mapping key may share the key's column, so at most two levels per column)."""
-    if text.count("[") + text.count("{") > limit // 2:
-        return False
-    return 2 * (max(map(len, text.splitlines()), default=0) + 1) <= limit // 2
+    so it only gets documents that cannot nest deeper than `limit` (every document the Go loader
+    takes nests far less). An upper bound of the depth, in linear time:
+    * flow levels: the nesting of `[`/`{` (brackets inside quoted strings only make the bound
+      larger), found by deleting innermost `[]`/`{}` pairs one level per pass;
+    * block levels: a block node starts further right than its parent, or after a `- `, `? ` or
+      `: ` indicator on the same line, so a line's indentation plus its leading indicators bound
+      its depth (a sequence under a key may share the key's column: two levels per column)."""
+    flow = _BRACKETS.sub("", text)
+    depth = 0
+    while flow and depth <= limit:
+        shorter = flow.replace("[]", "").replace("{}", "")
+        if shorter == flow:  # unbalanced (brackets in strings, or broken YAML): count what is left
+            depth += len(flow)
+            break
+        flow, depth = shorter, depth + 1
+    block = max((len(m) for m in _BLOCK_PREFIX.findall(text)), default=0)
+    return depth + 2 * (block + 1) <= limit
 
 
 def _yaml_message(e: Exception) -> str:
@@ -149,7 +170,8 @@ def parse(text: str, max_nodes: int) -> object:
             documents.close()
         if root is None:
             return None
-        _check_size(root, max_nodes, tools)
+        if "*" in text:  # without an alias the node count is bounded by the file's size already
+            _check_size(root, max_nodes, tools)
         return _construct(root, tools)
     except tools["error"] as e:
         raise YamlError(_yaml_message(e)) from None
@@ -199,6 +221,10 @@ def _construct(node, tools, memo: dict | None = None):
     tag = str(node.tag)
     line = node.start_mark.line + 1
     if isinstance(node, tools["scalar"]):
+        try:
+            check_string(node.value)
+        except ValueError as e:
+            raise YamlError(f"invalid YAML: {e} (line {line})") from None
         value = _tagged_scalar(node.value, tag, node.tag == tools["plain"], line)
     elif isinstance(node, tools["seq"]):
         if tag != _Y + "seq":

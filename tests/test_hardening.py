@@ -1,0 +1,221 @@
+"""Hostile and careless input (issue 12): every parser refuses what it cannot carry through in
+one short line with a documented exit code, and the files cdigen writes keep their owner, are
+never written through a symlink, and are not left behind by a killed writer."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cdigen import netdev, strictjson
+from cdigen.cdi import goyaml
+from cdigen.errors import CdigenError
+from cdigen.files import atomic_write, locked_dir, remove_stale_temps
+
+# ---------------------------------------------------------------------------- JSON
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1e999", "too large"),
+        ('{"a": -1e999}', "too large"),
+        ("1" * 5000, "an integer of 5000 digits"),
+        ('["\\ud800"]', "lone UTF-16 surrogate"),
+        ('{"\\udc00x": 1}', "lone UTF-16 surrogate"),
+        ('{"path": "/dev/a\\u0000b"}', "NUL character"),
+        ("[" * 100000 + "]" * 100000, "nested too deeply"),
+        ("NaN", "NaN is not JSON"),
+        ("[Infinity]", "Infinity is not JSON"),
+    ],
+)
+def test_strict_json_refuses_what_it_cannot_write_back(text, message):
+    with pytest.raises(ValueError, match=message) as info:
+        strictjson.loads(text)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
+
+
+def test_strict_json_keeps_what_it_can_write_back():
+    doc = strictjson.loads('{"a": "\\ud83d\\ude00", "b": 1e300, "c": ' + "9" * 4300 + ', "d": "\\u00e9"}')
+    assert doc["a"] == "\U0001f600" and doc["b"] == 1e300 and doc["d"] == "é"
+    assert json.loads(json.dumps(doc, ensure_ascii=False)) == doc  # round trip
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_strict_json_reads_back_what_python_writes_unless_it_cannot_be_written(doc):
+    text = json.dumps(doc)
+    try:
+        out = strictjson.loads(text)
+    except ValueError as e:  # only for strings that cannot be written as UTF-8 or carry a NUL
+        assert "surrogate" in str(e) or "NUL" in str(e)
+        with pytest.raises((UnicodeEncodeError, AssertionError)):
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+            assert "\\u0000" not in text
+    else:
+        assert out == doc
+        json.dumps(out, ensure_ascii=False).encode("utf-8")  # writable
+
+
+# ---------------------------------------------------------------------------- YAML
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a: " + "1" * 5000, {"a": "1" * 5000}),  # out of int64 range: yaml.v2 keeps the text
+        ("a: 1e999", {"a": "1e999"}),  # ParseFloat range error: the text too
+        ("a: 0x1F", {"a": 31}),
+        ("a: 0777", {"a": 511}),
+    ],
+)
+def test_yaml_numbers_as_go_reads_them(text, expected):
+    assert goyaml.parse(text, 1000) == expected
+
+
+@pytest.mark.parametrize("text", ['a: "x\\0y"', 'a: "\\x00"', '"\\0": 1'])
+def test_yaml_nul_is_refused(text):
+    with pytest.raises(goyaml.YamlError, match="NUL character"):
+        goyaml.parse(text, 1000)
+
+
+def test_long_lines_and_flow_documents_keep_the_c_parser():
+    one_line = "{kind: a/b, devices: [" + ", ".join(f"{{name: d{i}, env: [A=1]}}" for i in range(20000)) + "]}"
+    assert len(one_line) > 500_000 and goyaml._shallow_enough_for_c(one_line)
+    block = "a:\n" + "".join(f"  - name: d{i}\n    env: [A=1]\n" for i in range(2000))
+    assert goyaml._shallow_enough_for_c(block)
+    assert not goyaml._shallow_enough_for_c("a: " + "[" * 3000 + "]" * 3000)
+    assert not goyaml._shallow_enough_for_c("- " * 1500 + "a")  # compact nested sequences
+    with pytest.raises(goyaml.YamlError, match="nested more than"):
+        goyaml.parse("a: " + "[" * 3000 + "]" * 3000, 10**6)
+
+
+# ---------------------------------------------------------------------------- netdev settings
+
+
+@pytest.mark.parametrize(
+    "arg, message",
+    [
+        ("eth0=mtu=²", "MTU must be an integer, got '²'"),
+        ("eth0=mtu=" + "9" * 5000, "MTU must be an integer, got '9999"),
+        ("eth0=mtu=99999999999", "MTU 99999999999 is outside 68..65535"),
+        ("eth0=address=10.0.0.1/²", "invalid mask '²'"),
+        ("eth0=address=10.0.0.1/" + "1" * 5000, "invalid mask '1111"),
+        ("eth0=address=" + "1" * 5000, "invalid IP address '1111"),
+        ("e" * 5000 + "=mtu=1500", "is longer than 15 bytes"),
+    ],
+)
+def test_netdev_settings_refuse_odd_numbers_in_one_short_line(arg, message):
+    with pytest.raises(netdev.NetdevError) as info:
+        netdev.parse_arg(arg)
+    assert message in str(info.value) and len(str(info.value)) < 200
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def test_owner_and_group_are_kept_when_root_rewrites_a_users_file(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a file of another user")
+    path = tmp_path / "config.json"
+    path.write_text("{}")
+    os.chown(path, 1000, 1000)
+    path.chmod(0o640)
+    atomic_write(str(path), b'{"a": 1}')
+    st_ = path.stat()
+    assert (st_.st_uid, st_.st_gid, st_.st_mode & 0o777) == (1000, 1000, 0o640)
+    assert path.read_bytes() == b'{"a": 1}'
+
+
+def test_a_symlink_is_never_written_through_nor_replaced(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("precious")
+    link = tmp_path / "config.json"
+    link.symlink_to(target)
+    with pytest.raises(CdigenError, match="a symbolic link"):
+        atomic_write(str(link), b"{}")
+    assert link.is_symlink() and target.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "elsewhere"]
+
+
+def test_a_fifo_without_reader_is_an_error_not_a_hang(tmp_path):
+    fifo = tmp_path / "out.yaml"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(CdigenError, match="a FIFO that nobody reads"):
+        atomic_write(str(fifo), b"x")
+    assert time.monotonic() - started < 1
+
+
+def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("{}")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".config.json.cdigen-{dead.pid}.tmp"
+    alive = tmp_path / f".config.json.cdigen-{os.getppid()}.tmp"
+    other = tmp_path / ".other.cdigen-1.tmp"
+    for p in (stale, alive, other):
+        p.write_text("partial")
+    assert remove_stale_temps(str(path)) == [str(stale)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["config.json", alive.name, other.name])
+
+
+def test_kill_9_of_a_writer_leaves_old_content_and_the_next_write_cleans_up(tmp_path):
+    """A writer killed while its temp file is half written: the target keeps the old bytes, and
+    the leftover goes with the next locked write."""
+    path = tmp_path / "config.json"
+    path.write_bytes(b"old")
+    code = (
+        "import os, time\n"
+        f"name = {str(tmp_path)!r} + '/.config.json.cdigen-%d.tmp' % os.getpid()\n"
+        "fd = os.open(name, os.O_WRONLY | os.O_CREAT, 0o600)\n"
+        "os.write(fd, b'half'); print('ready', flush=True); time.sleep(60)\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline() == "ready\n"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert path.read_bytes() == b"old"
+    with locked_dir(str(tmp_path)):
+        remove_stale_temps(str(path))
+        atomic_write(str(path), b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"] and path.read_bytes() == b"new"
+
+
+def test_the_bundle_lock_wait_is_bounded(tmp_path):
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with locked_dir(str(tmp_path)):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    started = time.monotonic()
+    try:
+        with (
+            pytest.raises(CdigenError, match=r"another process has held its lock \(flock\) for 0.3 s; nothing changed"),
+            locked_dir(str(tmp_path), timeout=0.3),
+        ):
+            pass
+        assert 0.3 <= time.monotonic() - started < 2
+    finally:
+        release.set()
+        thread.join()
