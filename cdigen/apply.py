@@ -38,12 +38,20 @@ def apply_devices(
     hook_path: str | None = None,
     dry_run: bool = False,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    allow_insecure_specs: bool = False,
+    network: list[NetdevSettings] = (),
 ) -> ApplyResult:
     """Inject CDI devices into BUNDLE/config.json.
 
     `devices`: qualified names, after those of the config's annotations; each once.
     `overrides`: netdev settings that win over the specs' (one per host interface).
-    `hook`: add a `cdigen hook` createRuntime entry when the result has linux.netDevices.
+    `network`: settings from the pod's network (cdigen.podnet: CNI results, pod annotations)
+    for host interfaces that the requested devices carry; they win over the specs', the
+    `overrides` win over them, and those for other interfaces are ignored.
+    `hook`: add the `cdigen hook` createRuntime and poststop entries when the result has
+    linux.netDevices.
+    `lock_timeout`: the longest wait for the bundle lock. `allow_insecure_specs`: as root, load
+    spec files and directories that other users can change too (cdigen.cdi.load.untrusted).
     Bad arguments raise BadArgument (2), bad files InvalidInput (3), a failed write
     CdigenError (1); config.json is then untouched."""
     from cdigen.cdi.spec import is_qualified_name
@@ -67,8 +75,19 @@ def apply_devices(
 
         from cdigen.cdi import load
 
-        registry = load.load_registry(spec_dirs or list(load.DEFAULT_SPEC_DIRS), {load.kind_of(q) for q in requested})
+        registry = load.load_registry(
+            spec_dirs or list(load.DEFAULT_SPEC_DIRS),
+            {load.kind_of(q) for q in requested},
+            allow_insecure=allow_insecure_specs,
+        )
         merged = edits.merge_device_edits(load.resolve(registry, requested), overrides)
+        explicit = {o.host: o for o in overrides}
+        for settings in network:  # spec, then the pod's network, then the caller's overrides
+            if settings.host in merged.netdevs:
+                combined = merged.spec_netdevs[settings.host].merged(settings)
+                if settings.host in explicit:
+                    combined = combined.merged(explicit[settings.host])
+                merged.netdevs[settings.host] = combined
         if hook and hook_path is None and (merged.netdevs or doc["linux"].get("netDevices")):
             hook_path = hookentry.default_hook_path()
         new_doc = edits.apply_edits(doc, merged, hook_path if hook else None)

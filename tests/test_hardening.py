@@ -4,6 +4,7 @@ never written through a symlink, and are not left behind by a killed writer."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -219,3 +220,65 @@ def test_the_bundle_lock_wait_is_bounded(tmp_path):
     finally:
         release.set()
         thread.join()
+
+
+# ---------------------------------------------------------------------------- who may write a spec root loads
+
+
+@pytest.fixture
+def root_only():
+    if os.geteuid() != 0:
+        pytest.skip("the rule applies to root only")
+
+
+@pytest.mark.parametrize(
+    "mode, owner, reason",
+    [
+        (0o666, 0, "writable by group and others (mode 0666)"),
+        (0o646, 0, "writable by others (mode 0646)"),
+        (0o664, 0, "writable by its group (mode 0664)"),
+        (0o644, 1000, "owned by uid 1000"),
+    ],
+)
+def test_root_refuses_specs_others_can_change(tmp_path, root_only, mode, owner, reason):
+    from cdigen.apply import apply_devices
+    from cdigen.cdi import load
+    from tests.helpers.specs import gpu_spec, make_bundle, write_spec
+
+    spec_dir = tmp_path / "cdi"
+    path = write_spec(spec_dir, "gpu.yaml", gpu_spec(1))
+    os.chmod(path, mode)
+    os.chown(path, owner, 0)
+    registry = load.load_registry([str(spec_dir)])
+    assert registry.errors == {str(path): [f"not loaded: {reason}, and cdigen runs as root"]}
+    assert registry.devices == {}
+    bundle = make_bundle(tmp_path)
+    before = (bundle / "config.json").read_bytes()
+    with pytest.raises(CdigenError, match=f"unresolvable CDI devices cdigen.io/gpu=gpu0 .*{re.escape(reason)}"):
+        apply_devices(str(bundle), ["cdigen.io/gpu=gpu0"], spec_dirs=[str(spec_dir)], hook_path="/usr/bin/cdigen")
+    assert (bundle / "config.json").read_bytes() == before
+    result = apply_devices(
+        str(bundle),
+        ["cdigen.io/gpu=gpu0"],
+        spec_dirs=[str(spec_dir)],
+        hook_path="/usr/bin/cdigen",
+        allow_insecure_specs=True,
+    )
+    assert result.patch  # the operator's explicit choice
+
+
+def test_root_refuses_a_spec_directory_others_can_write(tmp_path, root_only):
+    from cdigen.cdi import load
+    from tests.helpers.specs import gpu_spec, write_spec
+
+    spec_dir = tmp_path / "cdi"
+    write_spec(spec_dir, "gpu.yaml", gpu_spec(1))
+    os.chmod(spec_dir, 0o777)
+    registry = load.load_registry([str(spec_dir)])
+    assert registry.errors == {
+        str(spec_dir): ["not loaded: writable by group and others (mode 0777), and cdigen runs as root"]
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "cdigen", "validate", "--spec-dir", str(spec_dir)], capture_output=True, text=True
+    )
+    assert proc.returncode == 3 and f"{spec_dir}: not loaded: writable by group and others" in proc.stdout

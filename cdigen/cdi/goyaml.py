@@ -213,8 +213,10 @@ def _check_size(root, limit: int, tools) -> int:
     return size(root, 1)
 
 
-def _construct(node, tools, memo: dict | None = None):
+def _construct(node, tools, memo: dict | None = None, depth: int = 1):
     memo = {} if memo is None else memo
+    if depth > MAX_YAML_DEPTH:
+        raise YamlError(f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep")
     key = id(node)
     if key in memo:
         return memo[key]
@@ -229,34 +231,34 @@ def _construct(node, tools, memo: dict | None = None):
     elif isinstance(node, tools["seq"]):
         if tag != _Y + "seq":
             raise YamlError(f"invalid YAML: unsupported tag {tag!r} (line {line})")
-        value = [_construct(item, tools, memo) for item in node.value]
+        value = [_construct(item, tools, memo, depth + 1) for item in node.value]
     else:
         if tag != _Y + "map":
             raise YamlError(f"invalid YAML: unsupported tag {tag!r} (line {line})")
-        value = _construct_mapping(node, tools, memo, line)
+        value = _construct_mapping(node, tools, memo, line, depth)
     memo[key] = value
     return value
 
 
-def _construct_mapping(node, tools, memo: dict, line: int) -> dict:
+def _construct_mapping(node, tools, memo: dict, line: int, depth: int) -> dict:
     explicit: dict = {}
     merged: dict = {}
     for key_node, value_node in node.value:
         if key_node.tag == tools["plain"] and key_node.value == "<<":
             sources = value_node.value if isinstance(value_node, tools["seq"]) else [value_node]
             for source in sources:
-                data = _construct(source, tools, memo)
+                data = _construct(source, tools, memo, depth + 1)
                 if not isinstance(data, dict):
                     raise YamlError(f"invalid YAML: a merge key needs mappings (line {line})")
                 for k, v in data.items():
                     merged.setdefault(k, v)  # the first source wins, as the YAML spec says
             continue
-        k = _construct(key_node, tools, memo)
+        k = _construct(key_node, tools, memo, depth + 1)
         if isinstance(k, (dict, list)):
             raise YamlError(f"invalid YAML: a mapping key must be a scalar (line {key_node.start_mark.line + 1})")
         if k in explicit:
             raise YamlError(f"invalid YAML: duplicate key {k!r} (line {key_node.start_mark.line + 1})")
-        explicit[k] = _construct(value_node, tools, memo)
+        explicit[k] = _construct(value_node, tools, memo, depth + 1)
     if not merged:
         return explicit
     out = {k: v for k, v in merged.items() if k not in explicit}

@@ -60,6 +60,7 @@ class Registry:
     devices: dict[str, Device] = field(default_factory=dict)  # qualified name -> device
     errors: dict[str, list[str]] = field(default_factory=dict)  # file or directory -> messages
     files: list[str] = field(default_factory=list)  # every spec file looked at, in order
+    allow_insecure: bool = False  # load specs that non-root users can change, even as root
     skipped: int = 0  # files not parsed because they cannot define a requested kind
 
     def add_error(self, path: str, message: str) -> None:
@@ -136,12 +137,35 @@ def check_document(data: bytes, loader: str = LIBRARY_VERSION) -> dict:
 # ---------------------------------------------------------------------------- directories
 
 
+def untrusted(path: str) -> str | None:
+    """Why root must not load the spec file or directory `path`, or None. A spec can add a
+    root hook and bind-mount `/`, so as root only what nobody but root can change is loaded
+    (as sshd and sudo treat their configuration): owned by root, not group/world-writable."""
+    if os.geteuid() != 0:
+        return None  # an unprivileged loader gains nothing from a spec it could write itself
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # reading it reports the error
+    if st.st_uid != 0:
+        return f"not loaded: owned by uid {st.st_uid}, and cdigen runs as root"
+    if st.st_mode & 0o022:
+        who = {0o022: "group and others", 0o020: "its group"}.get(st.st_mode & 0o022, "others")
+        return f"not loaded: writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}), and cdigen runs as root"
+    return None
+
+
 def spec_files(dirs: list[str], registry: Registry) -> list[tuple[int, str]]:
     """(priority, path) of the spec files in `dirs`: names ending in .json/.yaml, sorted,
     no recursion, subdirectories skipped, a missing directory skipped silently. Any other
-    directory error is recorded and that directory skipped (Go aborts the whole scan there)."""
+    directory error is recorded and that directory skipped (Go aborts the whole scan there),
+    as is a directory `untrusted` refuses (unless the registry allows insecure specs)."""
     out = []
     for priority, directory in enumerate(dirs):
+        reason = None if registry.allow_insecure else untrusted(directory)
+        if reason and os.path.isdir(directory):
+            registry.add_error(directory, reason)
+            continue
         try:
             names = sorted(os.listdir(directory))  # follows a symlinked directory (HEAD)
         except FileNotFoundError:
@@ -177,24 +201,27 @@ def may_define(data: bytes, kinds: set[str]) -> bool:
     return b"\\" in data or any(k.encode() in data for k in kinds)
 
 
-def load_registry(dirs: list[str], kinds: set[str] | None = None, loader: str = LIBRARY_VERSION) -> Registry:
+def load_registry(
+    dirs: list[str], kinds: set[str] | None = None, loader: str = LIBRARY_VERSION, allow_insecure: bool = False
+) -> Registry:
     """Load the spec directories like the reference cache's refresh (docs/cdi-conformance.md, "Spec directories").
 
     With `kinds`, files that cannot define one of those kinds are not parsed (see
     `may_define`): the devices of those kinds, their conflicts and their errors are what they
-    would be with every file parsed; only other kinds' errors go unreported."""
-    registry = Registry()
+    would be with every file parsed; only other kinds' errors go unreported. As root, files and
+    directories that `untrusted` refuses are errors, unless `allow_insecure`."""
+    registry = Registry(allow_insecure=allow_insecure)
     groups = [[] for _ in dirs]
     for priority, path in spec_files(dirs, registry):
         groups[priority].append(path)
     return _load(groups, registry, kinds, loader)
 
 
-def load_paths(paths: list[str], loader: str = LIBRARY_VERSION) -> Registry:
+def load_paths(paths: list[str], loader: str = LIBRARY_VERSION, allow_insecure: bool = False) -> Registry:
     """Load files or directories named on the command line. A directory is scanned like a
     spec directory; files in one directory share its priority (so duplicates between them
     are conflicts); directories rank in the order first named, the later winning."""
-    registry = Registry()
+    registry = Registry(allow_insecure=allow_insecure)
     order: dict[str, int] = {}
     groups: list[list[str]] = []
     for path in paths:
@@ -206,7 +233,7 @@ def load_paths(paths: list[str], loader: str = LIBRARY_VERSION) -> Registry:
             order[directory] = len(groups)
             groups.append([])
         if files is None:
-            sub = Registry()
+            sub = Registry(allow_insecure=allow_insecure)
             files = [p for _, p in spec_files([directory], sub)]
             for where, messages in sub.errors.items():
                 registry.errors.setdefault(where, []).extend(messages)
@@ -219,6 +246,10 @@ def _load(groups: list[list[str]], registry: Registry, kinds: set[str] | None, l
     for priority, paths in enumerate(groups):
         for path in paths:
             registry.files.append(path)
+            reason = None if registry.allow_insecure else untrusted(path)
+            if reason:
+                registry.add_error(path, reason)
+                continue
             try:
                 data = read_limited(path)
                 if kinds is not None and not may_define(data, kinds):
