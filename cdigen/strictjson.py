@@ -63,6 +63,19 @@ def _check_strings(doc) -> None:
             stack.extend(item)
 
 
+def deeper_than(doc, limit: int) -> bool:
+    """True when `doc` nests lists/objects more than `limit` levels deep (iteratively: a deep
+    document must not exhaust the recursion of whatever walks it next, copy.deepcopy or a diff)."""
+    stack = [(doc, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def loads(data: str | bytes, object_pairs_hook=None):
     """json.loads with the refusals above; ValueError (one-line reason) for anything else that
     is not JSON."""

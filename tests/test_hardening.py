@@ -282,3 +282,19 @@ def test_root_refuses_a_spec_directory_others_can_write(tmp_path, root_only):
         [sys.executable, "-m", "cdigen", "validate", "--spec-dir", str(spec_dir)], capture_output=True, text=True
     )
     assert proc.returncode == 3 and f"{spec_dir}: not loaded: writable by group and others" in proc.stdout
+
+
+def test_a_config_json_nested_too_deep_is_invalid_input_not_a_recursion_error(tmp_path):
+    from cdigen.apply import apply_devices
+    from cdigen.errors import InvalidInput
+    from tests.helpers.specs import gpu_spec, make_bundle, write_spec
+
+    spec_dir = tmp_path / "cdi"
+    write_spec(spec_dir, "gpu.yaml", gpu_spec(1))
+    config = {"ociVersion": "1.0.2", "linux": {}, "x": json.loads("[" * 600 + "]" * 600)}
+    bundle = make_bundle(tmp_path, json.dumps(config))
+    before = (bundle / "config.json").read_bytes()
+    with pytest.raises(InvalidInput, match="nested more than 100 levels deep"):
+        apply_devices(str(bundle), ["cdigen.io/gpu=gpu0"], spec_dirs=[str(spec_dir)], hook_path="/usr/bin/cdigen")
+    assert (bundle / "config.json").read_bytes() == before
+    assert strictjson.deeper_than(config, 100) and not strictjson.deeper_than({"a": [[{}]]}, 4)

@@ -14,6 +14,7 @@ from cdigen.files import UnreadableFile, read_regular
 
 CONFIG_NAME = "config.json"
 MAX_CONFIG_BYTES = 16 << 20
+MAX_CONFIG_DEPTH = 100  # runtime-spec configs nest about 8 levels; deeper ones exhaust the recursion of the patch
 
 
 def config_path(bundle: str) -> str:
@@ -44,6 +45,8 @@ def read_config(path: str) -> tuple[bytes, dict]:
         raise InvalidInput(f"{path}: invalid JSON: {e}") from None
     if not isinstance(doc, dict):
         raise InvalidInput(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    if strictjson.deeper_than(doc, MAX_CONFIG_DEPTH):
+        raise InvalidInput(f"{path}: invalid JSON: nested more than {MAX_CONFIG_DEPTH} levels deep")
     if not isinstance(doc.get("linux"), dict):
         raise InvalidInput(
             f"{path}: no 'linux' object (cdigen edits linux.devices and linux.netDevices)"
