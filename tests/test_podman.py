@@ -1,0 +1,206 @@
+"""A real CDI consumer: Debian 12's podman 4.3.1 (CDI library v0.5.2) loads the spec that
+`cdigen scan --for podman-4` writes, injects `--device cdigen.io/gpu=gpu0` and runs it with
+runc and with crun; the createRuntime hook entry of the spec, whose arguments carry the netdev
+settings, moves the NIC into the container, renames it net0, addresses it, sets its MTU and
+brings it up. The same tree scanned for CDI 1.1.0 is refused by this podman: that is why
+`--for podman-4` (CDI 0.5.0) is scan's default target.
+
+The host: a fake sysfs tree (two switches, each with a GPU and an InfiniBand NIC) on a random
+PCI domain, so that the interface names it gives the NICs are this run's own; each name is
+then created on the real host as one end of a veth pair. The spec is used exactly as scanned.
+Its device nodes (/dev/nvidia0, /dev/infiniband/uverbs0, ...) do not exist on this host and
+need not: every node in it has type and major, so the CDI library stats nothing, and the
+runtime makes the nodes inside the container with those numbers (asserted below).
+
+The podman sandbox (private configuration, storage, /run and CDI directory; crun's cgroup
+workaround) is described in tests/helpers/podman.py. `--network none` gives the container a
+network namespace of its own with only lo, which the hook moves the NIC into; podman's default
+bridge network would need netavark and firewall rules on the host, and `--network host` leaves
+no namespace to move into (the hook refuses).
+
+After the container is gone, nothing of it may be left: no container in podman's state, no
+conmon, no container cgroup, no record of the NIC in the hook's host state (/run/cdigen), and
+the veth either destroyed with the container's network namespace (the kernel never hands a
+veth back, docs/netdev.md) or, when a poststop hook entry of the spec restores it, back on the
+host under its host name without the address; never on the host under another name.
+"""
+
+import json
+import os
+import random
+import re
+import time
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.helpers.netns import addresses, ip, link, links
+from tests.helpers.podman import Podman, crun_skip_reason, podman_skip_reason
+from tests.helpers.proc import run_cdigen
+from tests.helpers.runc import build_rootfs, parse_ip_addr
+
+pytestmark = [pytest.mark.usefixtures("needs_runc"), pytest.mark.root, pytest.mark.runc]
+
+KIND = "cdigen.io/gpu"
+# Inside settings of the two NICs; container names come from --netdev-name net{index}.
+SETTINGS = [
+    {"address": "192.0.2.10", "mask": "255.255.255.192", "mtu": 9000},
+    {"address": "192.0.2.74", "mask": "255.255.255.192", "mtu": 9000},
+]
+HOST_MTU = 1500  # a new veth's
+
+
+@pytest.fixture(scope="module")
+def podman(needs_runc, tmp_path_factory):
+    reason = podman_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    directory = tmp_path_factory.mktemp("podman")
+    made = Podman(directory, build_rootfs(directory))
+    yield made
+    made.cleanup()
+
+
+def fake_host(tree) -> tuple[str, list[str]]:
+    """A fake sysfs tree; returns its root and its NICs' interface names, in PCI order (the
+    first is in gpu0's switch)."""
+    domain = random.randrange(0x1000, 0x10000)
+    root = tree(f"numa 0\npci {domain:04x}:40 numa=0 ports: switch(gpu ib) switch(gpu ib)")
+    net = os.path.join(root, "sys/class/net")
+    names = [n for n in os.listdir(net) if n != "lo"]
+    names.sort(key=lambda n: os.path.basename(os.path.realpath(os.path.join(net, n, "device"))))
+    assert len(names) == 2, names
+    return root, names
+
+
+def scan(root: str, nics: list[str], spec_dir, *options: str) -> dict:
+    """`cdigen scan --root ROOT --netdev-config .. --netdev-name net{index} OPTIONS -o SPEC`."""
+    os.makedirs(spec_dir, exist_ok=True)
+    config = os.path.join(spec_dir, "..", f"{os.path.basename(spec_dir)}-nics.yaml")
+    with open(config, "w") as f:
+        json.dump(dict(zip(nics, SETTINGS, strict=True)), f)  # JSON is YAML
+    out = os.path.join(spec_dir, "cdigen.yaml")
+    run_cdigen(
+        "scan", "--root", root, "--netdev-config", config, "--netdev-name", "net{index}", *options, "-o", out, check=0
+    )
+    with open(out) as f:
+        return YAML(typ="safe", pure=True).load(f)
+
+
+def device(spec: dict, name: str) -> dict:
+    return next(d for d in spec["devices"] if d["name"] == name)
+
+
+def hook_args(spec: dict, name: str) -> list[str]:
+    hooks = device(spec, name)["containerEdits"]["hooks"]
+    return next(h["args"] for h in hooks if h["hookName"] == "createRuntime")
+
+
+def device_nodes(spec: dict, name: str) -> dict[str, tuple[int, int]]:
+    """Device nodes a container given device `name` gets: the device's and the spec's own."""
+    nodes = device(spec, name)["containerEdits"]["deviceNodes"] + spec["containerEdits"]["deviceNodes"]
+    assert all(n["type"] == "c" for n in nodes)
+    return {n["path"]: (n["major"], n["minor"]) for n in nodes}
+
+
+def inside_script(nodes) -> list[str]:
+    """What the container runs: `ip addr`, then path, major and minor (hex) of each node."""
+    stat = " ".join(nodes)
+    return ["sh", "-c", f"ip addr && echo @@ && busybox stat -c '%n %F %t %T' {stat}"]
+
+
+def parse_stat(text: str) -> dict[str, tuple[int, int]]:
+    nodes = {}
+    for line in text.splitlines():
+        m = re.fullmatch(r"(\S+) character special file ([0-9a-f]+) ([0-9a-f]+)", line)
+        assert m, line
+        nodes[m[1]] = (int(m[2], 16), int(m[3], 16))
+    return nodes
+
+
+def veth_pair(net, name: str) -> str:
+    """A veth pair whose end is renamed `name`; returns the peer, which is up so that the end
+    has a carrier. `net` deletes the peer after the test, and with it the end if still there."""
+    end, peer = net.veth(mtu=HOST_MTU)
+    ip("link", "set", end, "name", name)
+    ip("link", "set", peer, "up")
+    return peer
+
+
+def settle(done, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def assert_nothing_left(podman: Podman, nic: str, peer: str, ifindex: int) -> None:
+    assert podman.containers() == []
+    assert podman.wait_idle() == [], "processes of the container left"
+    assert podman.container_cgroups() == []
+    assert podman.hook_records(nic) == []
+
+    def final() -> bool:  # destroyed (the peer goes with it) or restored under its host name
+        return link(peer) is None or link(nic) is not None
+
+    settle(final)
+    by_index = {d["ifindex"]: d["ifname"] for d in links().values()}
+    if link(peer) is None:
+        assert ifindex not in by_index, f"net0 left on the host as {by_index.get(ifindex)}"
+        assert link(nic) is None
+    else:  # a poststop hook gave it back
+        assert by_index.get(ifindex) == nic, f"net0 left on the host as {by_index.get(ifindex)}"
+        assert addresses(nic) == []
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_podman_runs_scanned_spec(podman, net, tree, tmp_path, runtime):
+    if runtime == "crun" and (reason := crun_skip_reason()):
+        pytest.skip(reason)
+    root, (nic0, nic1) = fake_host(tree)
+    spec = scan(root, [nic0, nic1], tmp_path / "cdi", "--for", "podman-4")
+    # What podman 4.3 can load: no device annotations, no netDevices; settings in the hook.
+    assert tuple(map(int, spec["cdiVersion"].split("."))) <= (0, 5, 0)
+    assert "annotations" not in device(spec, "gpu0")
+    assert "netDevices" not in device(spec, "gpu0")["containerEdits"]
+    assert any(a.startswith(f"{nic0}=name=net0,") for a in hook_args(spec, "gpu0"))
+    peer0 = veth_pair(net, nic0)
+    veth_pair(net, nic1)
+    nodes = device_nodes(spec, "gpu0")
+
+    proc = podman.run(tmp_path / "cdi", [f"{KIND}=gpu0"], inside_script(nodes), runtime=runtime)
+
+    assert proc.returncode == 0, proc.stderr
+    ip_out, _, stat_out = proc.stdout.partition("@@\n")
+    inside = parse_ip_addr(ip_out)
+    assert sorted(inside) == ["lo", "net0"], ip_out  # gpu0's NIC only
+    net0 = inside["net0"]
+    assert "192.0.2.10/26" in net0["addrs"]  # address and mask 255.255.255.192
+    assert net0["mtu"] == 9000
+    assert "UP" in net0["flags"] and "LOWER_UP" in net0["flags"]
+    assert parse_stat(stat_out) == nodes
+    ifindex = int(re.search(r"^(\d+): net0\b", ip_out, re.M)[1])
+
+    assert_nothing_left(podman, nic0, peer0, ifindex)
+    other = link(nic1)  # gpu1's NIC was not asked for: untouched
+    assert other is not None and other["mtu"] == HOST_MTU and addresses(nic1) == []
+
+
+def test_podman_4_refuses_cdi_1_1_0(podman, net, tree, tmp_path):
+    """The same tree scanned for CDI 1.1.0 (device annotations, netDevices): podman 4.3 says
+    only `unresolvable CDI devices`; the cause (strict decoding of a spec with fields its CDI
+    library does not know) shows with --log-level debug."""
+    root, (nic0, nic1) = fake_host(tree)
+    spec = scan(root, [nic0, nic1], tmp_path / "cdi", "--cdi-version", "1.1.0")
+    assert spec["cdiVersion"] == "1.1.0"
+    assert device(spec, "gpu0")["containerEdits"]["netDevices"] == [{"hostInterfaceName": nic0, "name": "net0"}]
+    veth_pair(net, nic0)
+
+    proc = podman.run(tmp_path / "cdi", [f"{KIND}=gpu0"], ["ip", "addr"], debug=True)
+
+    assert proc.returncode != 0
+    assert f"Error: setting up CDI devices: unresolvable CDI devices {KIND}=gpu0" in proc.stderr
+    assert re.search(r'unknown field \\*"(annotations|netDevices)\\*"', proc.stderr), proc.stderr
+    assert podman.containers() == []
+    assert podman.hook_records(nic0) == []
+    host = link(nic0)  # never moved
+    assert host is not None and host["mtu"] == HOST_MTU and addresses(nic0) == []
