@@ -119,6 +119,7 @@ def main() -> None:
         times["python -c 'from pyroute2.iproute.linux import IPRoute'"] = []
         times["iproute2 subprocesses (same work)"] = []
     with tempfile.TemporaryDirectory() as workdir:
+        os.environ["CDIGEN_STATE_DIR"] = workdir  # the hook's record files go with the rest
         for _ in range(args.runs):
             times["python -I -S -c pass"].append(timed([PYTHON, "-I", "-S", "-c", "pass"]))
             scene = Scene(workdir)

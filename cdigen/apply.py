@@ -19,6 +19,14 @@ from cdigen.files import DEFAULT_LOCK_TIMEOUT, atomic_write, locked_dir, remove_
 from cdigen.netdev import NetdevSettings
 from cdigen.oci.config import config_path, read_config, serialise
 
+# cdigen.podnet.ANNOTATIONS, the keys that carry pod network facts. Spelled here so that an
+# apply without them imports no podnet (tests/test_runtime_shim.py checks the two agree).
+POD_NETWORK_ANNOTATIONS = (
+    "k8s.v1.cni.cncf.io/network-status",
+    "k8s.v1.cni.cncf.io/networks-status",
+    "k8s.ovn.org/pod-networks",
+)
+
 
 @dataclass
 class ApplyResult:
@@ -40,6 +48,7 @@ def apply_devices(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     allow_insecure_specs: bool = False,
     network: list[NetdevSettings] = (),
+    pod_root: str | None = None,
 ) -> ApplyResult:
     """Inject CDI devices into BUNDLE/config.json.
 
@@ -48,6 +57,9 @@ def apply_devices(
     `network`: settings from the pod's network (cdigen.podnet: CNI results, pod annotations)
     for host interfaces that the requested devices carry; they win over the specs', the
     `overrides` win over them, and those for other interfaces are ignored.
+    `pod_root`: also take such settings from the network facts in config.json's annotations
+    (cdigen.podnet.overrides_for: sysfs, device-info files and CNI results under this root),
+    before `network`; None: not.
     `hook`: add the `cdigen hook` createRuntime and poststop entries when the result has
     linux.netDevices.
     `lock_timeout`: the longest wait for the bundle lock. `allow_insecure_specs`: as root, load
@@ -81,6 +93,17 @@ def apply_devices(
             allow_insecure=allow_insecure_specs,
         )
         merged = edits.merge_device_edits(load.resolve(registry, requested), overrides)
+        annotations = doc.get("annotations")
+        if (
+            pod_root is not None
+            and merged.netdevs
+            and isinstance(annotations, dict)
+            and any(key in annotations for key in POD_NETWORK_ANNOTATIONS)
+        ):
+            from cdigen import podnet
+
+            names = {host: cfg.container_name for host, cfg in merged.netdevs.items()}
+            network = [*podnet.overrides_for(doc.get("annotations") or {}, names, pod_root), *network]
         explicit = {o.host: o for o in overrides}
         for settings in network:  # spec, then the pod's network, then the caller's overrides
             if settings.host in merged.netdevs:

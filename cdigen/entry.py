@@ -1,8 +1,10 @@
 """Console-script entry point.
 
-`cdigen hook` is started by a container runtime at every container creation, so it is
-dispatched here without importing typer/rich (about 40 ms of import time measured on this
-machine; see docs/benchmarks.md). Every other command goes through the typer app.
+What runs at every container start is dispatched here without importing typer or rich (about
+40 ms of import time on this machine; see docs/benchmarks.md): the CNI plugin (`cdigen` with no
+arguments and CNI_COMMAND set, or `cdigen cni`), the runtime shim (`cdigen runtime ARGS`, or the
+executable named `cdigen-runtime`), `cdigen hook`, `cdigen apply` and `cdigen dan`. Every other
+command goes through the typer app.
 """
 
 import os
@@ -16,13 +18,47 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+RUNTIME_NAME = "cdigen-runtime"  # the shim's own executable name (a link to `cdigen`)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:
+        argv = sys.argv[1:]
+        name = os.path.basename(sys.argv[0])
+        if name == "cdigen" and not argv and "CNI_COMMAND" in os.environ:
+            argv = ["cni"]  # a CNI plugin: the CNI bin dir's `cdigen`, run by libcni
+        elif name == RUNTIME_NAME:
+            argv = ["runtime", *argv]  # engines pass the runtime's arguments and nothing else
+    # These two report their own errors: as CNI error JSON, and in the runtime's log.
+    if argv[:1] == ["cni"]:
+        from cdigen.cli.cni import main as cni_main
+
+        return cni_main(argv[1:])
+    if argv[:1] == ["runtime"]:
+        from cdigen.cli.runtime import main as runtime_main
+
+        return runtime_main(argv[1:])
     try:
+        if argv[:2] == ["hook", "ldcache"]:  # the driver libraries' createContainer hook: no netdev rules
+            from cdigen.cli.ldcache import main as ldcache_main
+
+            return ldcache_main(argv[2:])
         if argv[:1] == ["hook"]:
             from cdigen.cli.hook import main as hook_main
 
             return hook_main(argv[1:])
+        if argv[:1] == ["apply"]:
+            from cdigen.cli.apply import main as apply_main
+
+            return apply_main(argv[1:])
+        if argv[:1] == ["dan"]:
+            from cdigen.cli.dan import main as dan_main
+
+            return dan_main(argv[1:])
+        if argv[:2] == ["netdev", "restore"]:
+            from cdigen.cli.netdev import main as netdev_restore_main
+
+            return netdev_restore_main(argv[2:])
         from cdigen.cli.app import run_app
 
         return run_app(argv)

@@ -1,16 +1,19 @@
 """The hook entries that point container runtimes at `cdigen hook`.
 
 One shape for CDI specs (written by scan) and one for config.json (added by apply), so that
-the hook finds the same arguments whichever injector put it there.
+the hook finds the same arguments whichever injector put it there. Two entries each: the
+createRuntime hook (`cdigen hook --netdev ...`) puts the interfaces into the container, the
+poststop hook (`cdigen hook --poststop --netdev ...`, same arguments) brings them home.
 """
 
 import os
-import shutil
 import sys
 
 from cdigen.errors import BadArgument, InvalidInput
 
 HOOK_NAME = "createRuntime"  # runs in the runtime's namespaces, after the container netns exists
+POSTSTOP_HOOK_NAME = "poststop"  # runs after the container is deleted (its processes are gone)
+POSTSTOP_FLAG = "--poststop"
 
 
 def default_hook_path() -> str:
@@ -19,6 +22,8 @@ def default_hook_path() -> str:
     beside = os.path.join(os.path.dirname(sys.executable), "cdigen")
     if os.access(beside, os.X_OK):
         return os.path.abspath(beside)
+    import shutil  # not at module level: apply and the runtime shim import this module at every start
+
     found = shutil.which("cdigen")
     if found:
         return os.path.abspath(found)
@@ -37,14 +42,30 @@ class HookArgsError(InvalidInput):
 
 def parse_hook_argv(argv: list[str]) -> list[str] | None:
     """The `--netdev` values of `cdigen hook` arguments (those after `hook`), in order; None
-    when help is asked for. HookArgsError for anything else."""
-    values = []
+    when help is asked for. `--poststop` is accepted (see `is_poststop`). HookArgsError for
+    anything else."""
+    parsed = _walk(argv)
+    return None if parsed is None else parsed[0]
+
+
+def is_poststop(argv: list[str]) -> bool:
+    """Do `cdigen hook` arguments (those after `hook`) ask for the poststop work? The flag
+    itself, never a `--netdev` value spelled the same. HookArgsError as parse_hook_argv."""
+    parsed = _walk(argv)
+    return parsed is not None and parsed[1]
+
+
+def _walk(argv: list[str]) -> tuple[list[str], bool] | None:
+    values, poststop = [], False
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg in ("-h", "--help"):
             return None
-        if arg == "--netdev":
+        if arg == POSTSTOP_FLAG:
+            poststop = True
+            i += 1
+        elif arg == "--netdev":
             if i + 1 >= len(argv):
                 raise HookArgsError("--netdev needs a value HOSTIF=name=..,address=..,mask=..,mtu=..")
             values.append(argv[i + 1])
@@ -54,25 +75,31 @@ def parse_hook_argv(argv: list[str]) -> list[str] | None:
             i += 1
         else:
             raise HookArgsError(f"unexpected argument {arg!r} (see cdigen hook --help)")
-    return values
+    return values, poststop
 
 
-def hook_args(netdev_args: list[str]) -> list[str]:
-    """argv of the hook: ``cdigen hook [--netdev HOSTIF=name=..,address=..,mask=..,mtu=..]...``"""
-    args = ["cdigen", "hook"]
+def hook_args(netdev_args: list[str], poststop: bool = False) -> list[str]:
+    """argv of the hook: ``cdigen hook [--poststop] [--netdev HOSTIF=name=..,address=..,mask=..,mtu=..]...``"""
+    args = ["cdigen", "hook"] + ([POSTSTOP_FLAG] if poststop else [])
     for a in netdev_args:
         args += ["--netdev", a]
     return args
 
 
-def cdi_hook(path: str, netdev_args: list[str]) -> dict:
-    """A CDI `containerEdits.hooks` entry."""
-    return {"hookName": HOOK_NAME, "path": path, "args": hook_args(netdev_args)}
+def cdi_hook(path: str, netdev_args: list[str], poststop: bool = False) -> dict:
+    """A CDI `containerEdits.hooks` entry: createRuntime, or poststop."""
+    name = POSTSTOP_HOOK_NAME if poststop else HOOK_NAME
+    return {"hookName": name, "path": path, "args": hook_args(netdev_args, poststop)}
 
 
-def oci_hook(path: str, netdev_args: list[str] = ()) -> dict:
-    """An OCI `hooks.createRuntime` entry."""
-    return {"path": path, "args": hook_args(list(netdev_args))}
+def cdi_hooks(path: str, netdev_args: list[str]) -> list[dict]:
+    """Both CDI entries, createRuntime then poststop, with the same arguments."""
+    return [cdi_hook(path, netdev_args), cdi_hook(path, netdev_args, poststop=True)]
+
+
+def oci_hook(path: str, netdev_args: list[str] = (), poststop: bool = False) -> dict:
+    """An OCI `hooks.createRuntime` entry, or with `poststop` a `hooks.poststop` entry."""
+    return {"path": path, "args": hook_args(list(netdev_args), poststop)}
 
 
 def with_netdev_args(entry: dict, args_by_host: dict[str, str]) -> dict:
@@ -89,7 +116,8 @@ def with_netdev_args(entry: dict, args_by_host: dict[str, str]) -> dict:
 
 
 def is_cdigen_hook(entry: object) -> bool:
-    """True for an OCI hook entry that runs `cdigen hook`."""
+    """True for an OCI (or CDI) hook entry that runs `cdigen hook`, either phase, with netdev
+    arguments: not the driver libraries' `cdigen hook ldcache` entry (see below)."""
     if not isinstance(entry, dict):
         return False
     args = entry.get("args") or []
@@ -97,5 +125,67 @@ def is_cdigen_hook(entry: object) -> bool:
         isinstance(args, list)
         and len(args) >= 2
         and args[1] == "hook"
+        and args[2:3] != [LDCACHE]
         and os.path.basename(str(entry.get("path", ""))) == "cdigen"
     )
+
+
+# ---------------------------------------------------------------------------- the driver libraries
+# `cdigen hook ldcache --folder DIR... --link LINK=TARGET...`: the createContainer hook that
+# makes the driver libraries mounted into the container findable (docs/gpu.md). It carries
+# no netdev settings: is_cdigen_hook() is false for it, so apply never rewrites it.
+
+LDCACHE = "ldcache"
+LDCACHE_HOOK_NAME = "createContainer"  # in the container's mount namespace, mounts done, before pivot_root
+
+
+def ldcache_args(folders: list[str], links: list[tuple[str, str]]) -> list[str]:
+    """argv of the hook: ``cdigen hook ldcache [--folder DIR]... [--link LINK=TARGET]...``"""
+    args = ["cdigen", "hook", LDCACHE]
+    for folder in folders:
+        args += ["--folder", folder]
+    for link, target in links:
+        args += ["--link", f"{link}={target}"]
+    return args
+
+
+def ldcache_hook(path: str, folders: list[str], links: list[tuple[str, str]]) -> dict:
+    """The CDI `containerEdits.hooks` entry of the ldcache hook."""
+    return {"hookName": LDCACHE_HOOK_NAME, "path": path, "args": ldcache_args(folders, links)}
+
+
+def parse_ldcache_argv(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]] | None:
+    """(folders, links) of `cdigen hook ldcache` arguments (those after `ldcache`); None when
+    help is asked for. HookArgsError for anything else: a folder or link that is not an
+    absolute path without `..`, a target that is not a plain file name."""
+    folders: list[str] = []
+    links: list[tuple[str, str]] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-h", "--help"):
+            return None
+        flag, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if flag not in ("--folder", "--link"):
+            raise HookArgsError(f"unexpected argument {arg!r} (see cdigen hook ldcache --help)")
+        if not eq:
+            if i + 1 >= len(argv):
+                raise HookArgsError(f"{flag} needs a value")
+            value = argv[i + 1]
+            i += 1
+        i += 1
+        if flag == "--folder":
+            folders.append(_container_path(value, flag))
+            continue
+        link, sep, target = value.rpartition("=")
+        if not sep or not target or "/" in target or target in (".", ".."):
+            raise HookArgsError(f"--link {value!r}: expected LINK=TARGET, TARGET a file name in LINK's directory")
+        links.append((_container_path(link, flag), target))
+    return folders, links
+
+
+def _container_path(path: str, flag: str) -> str:
+    parts = path.split("/")
+    if not path.startswith("/") or ".." in parts or "\0" in path or len(path) > 4096 or not path.strip("/"):
+        raise HookArgsError(f"{flag} {path!r}: expected an absolute path inside the container, without '..'")
+    return path

@@ -22,6 +22,20 @@ def snapshot(snapshot, request):
     return snapshot
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cdigen_state_dir(tmp_path_factory):
+    """The hook's record files (cdigen/hook/record.py) go to a directory of this session, not
+    /run/cdigen: every cdigen process a test starts inherits CDIGEN_STATE_DIR."""
+    path = tmp_path_factory.mktemp("cdigen-state")
+    old = os.environ.get("CDIGEN_STATE_DIR")
+    os.environ["CDIGEN_STATE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("CDIGEN_STATE_DIR", None)
+    else:
+        os.environ["CDIGEN_STATE_DIR"] = old
+
+
 @pytest.fixture
 def cdigen():
     """run_cdigen: `python -m cdigen ARGS` as a whole process."""

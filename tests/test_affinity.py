@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdigen.scan.affinity import Affinity, assign, classify
+from cdigen.scan.affinity import Affinity, adapter, assign, bridge_hops, classify
 from cdigen.scan.model import PciFunction
 
 
@@ -32,6 +32,38 @@ def test_cascaded_switches_are_pxb():
     # Two sibling second-level switches under one top switch.
     other = fn("0000:19:00.0", RP, USP, DSP1, "0000:17:00.0", "0000:18:00.0")
     assert classify(deep, other) == Affinity.PXB
+
+
+def test_functions_on_one_root_port_are_pix():
+    # Both ports of a dual-port adapter directly on a root port cross that one bridge:
+    # nvidia-smi reports PIX (forums.developer.nvidia.com/t/68452: mlx5_0-mlx5_1 PIX).
+    port0, port1 = fn("0000:41:00.0", "0000:40:01.0"), fn("0000:41:00.1", "0000:40:01.0")
+    assert classify(port0, port1) == classify(port1, port0) == Affinity.PIX
+    # A function on the root port and one behind a switch below it: two bridges, PXB.
+    behind = fn("0000:43:00.0", "0000:40:01.0", "0000:41:00.0", "0000:42:00.0")
+    assert classify(port0, behind) == Affinity.PXB
+
+
+def test_port_types_decide_not_depth():
+    # A switch directly on a root bus (no root port above it, as in some VMs): by depth its
+    # upstream port would be a root port and its downstream ports switches (PXB).
+    usp, dsp0, dsp1 = "0001:00:00.0", "0001:01:00.0", "0001:01:01.0"
+    kinds = {usp: "upstream", dsp0: "downstream", dsp1: "downstream"}
+    gpu, nic = (usp, dsp0, "0001:02:00.0"), (usp, dsp1, "0001:03:00.0")
+    assert bridge_hops(gpu) == (usp, dsp0)  # the depth rule
+    assert bridge_hops(gpu, kinds) == bridge_hops(nic, kinds) == (usp,)
+    a = PciFunction("0001:02:00.0", "pci0001:00", gpu, hops=bridge_hops(gpu, kinds))
+    b = PciFunction("0001:03:00.0", "pci0001:00", nic, hops=bridge_hops(nic, kinds))
+    assert classify(a, b) == Affinity.PIX
+    # A PCIe-to-PCI bridge is one bridge of its own, and what it parents is not a switch.
+    p2p = (RP, USP, DSP0, "0000:13:00.0", "0000:14:00.0")
+    assert bridge_hops(p2p, {RP: "root", USP: "upstream", DSP0: "downstream", "0000:13:00.0": "bridge"}) == (
+        RP,
+        USP,
+        "0000:13:00.0",
+    )
+    # Unknown kinds below known ones: a bridge below an upstream port is a downstream port.
+    assert bridge_hops(GPU.chain, {RP: "root", USP: "upstream"}) == bridge_hops(GPU.chain) == (RP, USP)
 
 
 def test_different_root_ports_of_one_host_bridge_are_phb():
@@ -130,43 +162,62 @@ def test_nearest_first_within_a_round():
     assert assign([g0], [n0, n1], Affinity.PHB)[g0.bdf] == [n1.bdf, n0.bdf]
 
 
+def test_ports_of_one_adapter_go_together():
+    # Two GPUs and one dual-port adapter (RoCE + IB, say) on another host bridge of the node:
+    # both ports go to the first GPU, as NCCL would use them both from one GPU.
+    g0, g1 = switch(0x10, "g0", "g1")
+    p0, p1 = (fn(f"0000:21:00.{f}", "0000:20:01.0", root="pci0000:20") for f in (0, 1))
+    assert adapter(p0) == adapter(p1) == "0000:21:00"
+    assert classify(g0, p0) == Affinity.NODE
+    assert assign([g0, g1], [p0, p1], Affinity.NODE) == {g0.bdf: [p0.bdf, p1.bdf], g1.bdf: []}
+    # Split: one port each, as before.
+    assert assign([g0, g1], [p0, p1], Affinity.NODE, split_ports=True) == {g0.bdf: [p0.bdf], g1.bdf: [p1.bdf]}
+    # Two adapters: one each, before either GPU takes a second.
+    q0 = fn("0000:31:00.0", "0000:30:01.0", root="pci0000:30")
+    assert assign([g0, g1], [p0, p1, q0], Affinity.NODE) == {g0.bdf: [p0.bdf, p1.bdf], g1.bdf: [q0.bdf]}
+
+
 @st.composite
 def trees(draw):
-    """Random small PCIe trees: functions at random depths under random switches."""
+    """Random small PCIe trees: adapters (one or two functions) at random depths under random
+    switches."""
     funcs = []
     for i in range(draw(st.integers(2, 12))):
         root = draw(st.sampled_from(["pci0000:00", "pci0000:40", "pci0000:80"]))
         bridges = tuple(f"0000:{draw(st.integers(0, 3)):02x}:{k:02x}.0" for k in range(draw(st.integers(0, 5))))
-        funcs.append(
-            PciFunction(
-                bdf=f"0000:f{i:x}:00.0",
-                root=root,
-                chain=(*bridges, f"0000:f{i:x}:00.0"),
-                numa_node=draw(st.sampled_from([-1, 0, 1])),
-            )
-        )
+        numa = draw(st.sampled_from([-1, 0, 1]))
+        for f in range(draw(st.integers(1, 2))):
+            bdf = f"0000:f{i:x}:00.{f}"
+            funcs.append(PciFunction(bdf=bdf, root=root, chain=(*bridges, bdf), numa_node=numa))
     split = draw(st.integers(1, len(funcs) - 1))
     return funcs[:split], funcs[split:], draw(st.sampled_from(list(Affinity)[1:]))
 
 
 @settings(max_examples=200, deadline=None)
-@given(trees())
-def test_assignment_is_exclusive_within_limit_and_balanced(case):
+@given(trees(), st.booleans())
+def test_assignment_is_exclusive_within_limit_and_balanced(case, split_ports):
     gpus, nics, limit = case
-    out = assign(gpus, nics, limit)
+    out = assign(gpus, nics, limit, split_ports=split_ports)
     assert list(out) == [g.bdf for g in gpus]
     given_out = [n for ns in out.values() for n in ns]
     assert len(given_out) == len(set(given_out))  # never the same NIC twice
     by_bdf = {f.bdf: f for f in gpus + nics}
     for g, ns in out.items():
         assert all(classify(by_bdf[g], by_bdf[n]) <= limit for n in ns)
-    # Balanced: a GPU left without a NIC has no free NIC in range, and no GPU holds two
-    # NICs while one of them could have gone to the empty-handed GPU.
-    free = [n for n in nics if n.bdf not in given_out]
+    # The unit handed out: an adapter (all its functions, to one GPU), or a single function.
+    unit_of = (lambda f: f.bdf) if split_ports else adapter
+    units: dict[str, list[str]] = {}
+    for n in nics:
+        units.setdefault(unit_of(n), []).append(n.bdf)
+    held = {g: list(dict.fromkeys(unit_of(by_bdf[n]) for n in ns)) for g, ns in out.items()}
+    for g, us in held.items():
+        assert out[g] == [n for u in us for n in units[u]]  # whole units, in input order
+    # Balanced: a GPU left without a NIC has no free unit in range, and no GPU holds two
+    # units while one of them could have gone to the empty-handed GPU.
+    free = [u for u in units if not any(u in us for us in held.values())]
     for g in gpus:
         if not out[g.bdf]:
-            assert not any(classify(g, n) <= limit for n in free)
-            for ns in out.values():
-                if len(ns) >= 2:
-                    assert not any(classify(g, by_bdf[n]) <= limit for n in ns[1:])
-    assert assign(gpus, nics, limit) == out  # deterministic
+            assert not any(classify(g, by_bdf[n]) <= limit for u in free for n in units[u])
+            for us in held.values():
+                assert not any(classify(g, by_bdf[n]) <= limit for u in us[1:] for n in units[u])
+    assert assign(gpus, nics, limit, split_ports=split_ports) == out  # deterministic

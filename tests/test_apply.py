@@ -150,7 +150,8 @@ def test_no_hook(tmp_path, spec_dir):
     assert "hooks" not in json.loads(config_text(bundle))
     apply(bundle, spec_dir, "--device", "cdigen.io/gpu=gpu0", check=0)
     assert json.loads(config_text(bundle))["hooks"] == {
-        "createRuntime": [{"path": HOOK_PATH, "args": ["cdigen", "hook"]}]
+        "createRuntime": [{"path": HOOK_PATH, "args": ["cdigen", "hook"]}],
+        "poststop": [{"path": HOOK_PATH, "args": ["cdigen", "hook", "--poststop"]}],
     }
 
 

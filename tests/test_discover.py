@@ -1,6 +1,7 @@
 """Discovery on fake sysfs/procfs trees built from the shipped descriptions."""
 
 import os
+import re
 import shutil
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from cdigen.examples import EXAMPLES, fakesys
 from cdigen.scan.affinity import Affinity, classify
 from cdigen.scan.model import CharDev
-from cdigen.scan.sysfs import discover
+from cdigen.scan.sysfs import _bridge_kind, discover
 from tests.helpers.proc import fast_tmpdir
 
 
@@ -34,7 +35,6 @@ def test_hgx_gpus(trees):
         ("0000:b5:00.0", 7),
     ]
     g0 = topo.gpus[0]
-    assert g0.model == "NVIDIA H100 80GB HBM3"
     assert g0.uuid.startswith("GPU-") and len(g0.uuid) == 40
     assert g0.node == CharDev("/dev/nvidia0", 195, 0)
     assert g0.drm == (CharDev("/dev/dri/card0", 226, 0), CharDev("/dev/dri/renderD128", 226, 128))
@@ -95,7 +95,7 @@ def test_roce_variant(trees):
 def test_workstation_without_rdma(trees):
     topo = discover(trees["workstation"])
     assert topo.warnings == []
-    assert [(g.minor, g.model) for g in topo.gpus] == [(0, "NVIDIA GeForce RTX 4090")]
+    assert [(g.bdf, g.minor) for g in topo.gpus] == [("0000:01:00.0", 0)]
     assert [(n.bdf, n.rdma, [d.name for d in n.netdevs]) for n in topo.nics] == [("0000:02:00.0", (), ["enp2s0"])]
     assert topo.rdma_cm is None
     assert topo.pci["0000:01:00.0"].numa_node == -1 and topo.single_numa_node
@@ -208,3 +208,131 @@ def test_empty_root_is_not_an_error(tree):
 def test_minor_is_read_not_assumed(trees):
     topo = discover(trees["switch-pair"])
     assert [(g.bdf, g.minor) for g in topo.gpus] == [("0000:45:00.0", 1), ("0000:46:00.0", 0)]
+
+
+# ---------------------------------------------------------------------------- bridge port types
+
+
+def test_bridge_kinds_are_read_from_config(trees):
+    topo = discover(trees["hgx-h100"])
+    pci = topo.pci
+    assert [pci[b].bridge_kind for b in ("0000:10:01.0", "0000:11:00.0", "0000:12:00.0")] == [
+        "root",
+        "upstream",
+        "downstream",
+    ]
+    assert pci["0000:13:00.0"].hops == ("0000:10:01.0", "0000:11:00.0")  # root port, switch
+    assert pci["0000:17:00.0"].hops == ("0000:10:02.0",)  # storage NIC: its root port only
+
+
+def test_gpu_behind_a_nic_switch(trees):
+    """Lenovo SD665-N V3 shape: root port -> CX-7 upstream 01:00.0 -> downstream 02:00.0 -> NIC
+    03:00.0, and downstream 02:01.0 -> CX-7 upstream 04:00.0 -> downstream 05:00.0 -> GPU 06:00.0."""
+    topo = discover(trees["nic-switch"])
+    assert topo.warnings == []
+    pci = topo.pci
+    gpu, nic = pci["0000:06:00.0"], pci["0000:03:00.0"]
+    assert gpu.chain == ("0000:00:01.0", "0000:01:00.0", "0000:02:01.0", "0000:04:00.0", "0000:05:00.0", gpu.bdf)
+    assert [pci[b].bridge_kind for b in gpu.chain[:-1]] == ["root", "upstream", "downstream", "upstream", "downstream"]
+    assert {pci[b].vendor for b in gpu.chain[1:-1]} == {0x15B3}  # the ConnectX-7's own bridges
+    assert gpu.hops == ("0000:00:01.0", "0000:01:00.0", "0000:04:00.0")
+    assert nic.hops == ("0000:00:01.0", "0000:01:00.0")
+    assert classify(gpu, nic) == Affinity.PXB  # the CX-7 switch and the one in front of the GPU
+    assert classify(gpu, pci["0000:23:00.0"]) == Affinity.NODE
+
+
+def test_dual_port_adapter_functions_share_the_root_port(trees):
+    topo = discover(trees["dual-port"])
+    pci = topo.pci
+    port0, port1, gpu = pci["0000:02:00.0"], pci["0000:02:00.1"], pci["0000:01:00.0"]
+    assert port0.hops == port1.hops == ("0000:00:02.0",)
+    assert classify(port0, port1) == Affinity.PIX
+    assert classify(gpu, port0) == classify(gpu, port1) == Affinity.PHB
+    assert [(n.bdf, [d.name for d in n.netdevs]) for n in topo.nics] == [
+        ("0000:02:00.0", ["enp2s0f0np0"]),
+        ("0000:02:00.1", ["enp2s0f1np1"]),
+    ]
+
+
+def _configs(root: str) -> list[str]:
+    out = []
+    for dirpath, _dirs, files in os.walk(os.path.join(root, "sys/devices")):
+        out += [os.path.join(dirpath, "config")] if "config" in files else []
+    return sorted(out)
+
+
+def test_switch_on_a_root_bus_needs_the_port_types(tree):
+    # No root port above the switch (as in some VMs): the depth rule would take its upstream
+    # port for a root port and its downstream ports for switches.
+    root = tree("numa 0\npci 0001:00 numa=0 bus: switch(gpu ib)")
+    topo = discover(root)
+    assert topo.warnings == []
+    gpu, nic = topo.pci["0001:02:00.0"], topo.pci["0001:03:00.0"]
+    assert classify(gpu, nic) == Affinity.PIX
+    configs = _configs(root)
+    assert len(configs) == 3
+    for path in configs:
+        os.unlink(path)
+    topo = discover(root)
+    assert [(w.path, w.reason) for w in topo.warnings] == [
+        (
+            "/sys/devices/pci0001:00/0001:00:00.0/config",
+            "no PCIe port type (missing); it and 2 other bridges were classified by depth "
+            "(root port, then switch upstream/downstream port pairs)",
+        )
+    ]
+    assert classify(topo.pci["0001:02:00.0"], topo.pci["0001:03:00.0"]) == Affinity.PXB  # the old rule
+
+
+def test_short_or_broken_config_falls_back_to_depth(tree):
+    root = tree(EXAMPLES["hgx-h100"])
+    rp = "sys/devices/pci0000:10/0000:10:01.0"
+    with open(os.path.join(root, rp, "config"), "r+b") as f:  # what a reader without root gets
+        f.truncate(64)
+    usp = f"{rp}/0000:11:00.0"
+    with open(os.path.join(root, usp, "config"), "r+b") as f:  # a capability list that loops
+        f.seek(0x60 + 1)
+        f.write(bytes((0x60,)))
+        f.seek(0x60)
+        f.write(bytes((0x11,)))
+    topo = discover(root)
+    assert [(w.path, w.reason) for w in topo.warnings] == [
+        (
+            f"/{rp}/config",
+            "no PCIe port type (64 bytes, the capabilities are beyond them (reading them needs root)); "
+            "it and 1 other bridge were classified by depth (root port, then switch upstream/downstream port pairs)",
+        )
+    ]
+    pci = topo.pci
+    assert pci["0000:10:01.0"].bridge_kind is None and pci["0000:11:00.0"].bridge_kind is None
+    assert pci["0000:12:00.0"].bridge_kind == "downstream"
+    # The depth rule agrees with the port types on this tree: the classes stay.
+    assert classify(pci["0000:13:00.0"], pci["0000:14:00.0"]) == Affinity.PIX
+    assert classify(pci["0000:13:00.0"], pci["0000:17:00.0"]) == Affinity.PHB
+
+
+def test_bridge_kind_from_config_bytes():
+    ids = fakesys.PEX_SWITCH
+    for port_type, kind in ((fakesys.ROOT, "root"), (fakesys.UPSTREAM, "upstream"), (fakesys.DOWNSTREAM, "downstream")):
+        assert _bridge_kind(fakesys.bridge_config(ids, port_type, 0, 1, 2)) == kind
+    pcie_to_pci = fakesys.bridge_config(ids, 0x7, 0, 1, 2)
+    assert _bridge_kind(pcie_to_pci) == "bridge"
+    conventional = bytearray(pcie_to_pci)
+    conventional[0x06] = 0  # Status: no capability list (a PCI-to-PCI bridge without PCIe)
+    assert _bridge_kind(bytes(conventional)) == "bridge"
+    no_pcie = bytearray(pcie_to_pci)
+    no_pcie[0x49] = 0  # MSI is the last capability
+    assert _bridge_kind(bytes(no_pcie)) == "bridge"
+    for bad, message in (
+        (pcie_to_pci[:63], "63 bytes, not even the header"),
+        (pcie_to_pci[:0x62], "98 bytes, the capabilities are beyond them"),
+        (pcie_to_pci[:0x34] + b"\x20" + pcie_to_pci[0x35:], "broken capability list (pointer 0x20)"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            _bridge_kind(bad)
+
+
+def test_adapter_descriptions_are_checked():
+    for bad in ("adapter(gpu)", "adapter(roce:vf2)", "adapter()", "adapter ib"):
+        with pytest.raises(fakesys.DescriptionError):
+            fakesys.parse(f"pci 0000:00 numa=0 ports: {bad}")

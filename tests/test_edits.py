@@ -287,12 +287,16 @@ def test_bad_netdev_settings_in_specs_are_invalid_input(netdev, annotation, mess
 def test_cdigen_hook_added_once_when_net_devices_are_there():
     spec = make_spec({"netDevices": [{"hostInterfaceName": "eth0", "name": "net0"}]})
     out = inject(EMPTY, devices_of(spec), hook_path="/opt/cdigen")
-    assert out["hooks"] == {"createRuntime": [{"path": "/opt/cdigen", "args": ["cdigen", "hook"]}]}
+    assert out["hooks"] == {
+        "createRuntime": [{"path": "/opt/cdigen", "args": ["cdigen", "hook"]}],
+        "poststop": [{"path": "/opt/cdigen", "args": ["cdigen", "hook", "--poststop"]}],
+    }
     assert inject(out, devices_of(spec), hook_path="/opt/cdigen") == out
     assert "hooks" not in inject(EMPTY, devices_of(spec), hook_path=None)
-    # the spec's own `cdigen hook` entry (as scan writes it) is enough
+    # the spec's own `cdigen hook` entries (as scan writes them) are enough
     out = inject(EMPTY, gpu_devices(count=1), hook_path="/opt/cdigen")
     assert [h["path"] for h in out["hooks"]["createRuntime"]] == [HOOK_PATH]
+    assert [h["path"] for h in out["hooks"]["poststop"]] == [HOOK_PATH]
 
 
 # ---------------------------------------------------------------------------- paths, request, config shape

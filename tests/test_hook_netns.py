@@ -370,6 +370,6 @@ def test_a_failing_hook_entry_also_returns_what_an_earlier_entry_moved(net, tmp_
     assert proc.returncode == 1
     line = one_error_line(proc)
     assert f"{mac}: set MTU 9000 on net1" in line and first in line and mac in line
-    assert_back_on_host(first, 9000, ns, gone=("net0", "net1"))  # its MTU before this hook: unknown
+    assert_back_on_host(first, 1400, ns, gone=("net0", "net1"))  # its host MTU, from the record in its alias
     assert_back_on_host(mac, 1500, ns)
     assert sorted(links(ns)) == ["lo"]

@@ -301,7 +301,7 @@ def test_typer_app_lists_hook_for_cdigen_help():
 
 def test_process_help_and_usage_errors():
     proc = run_cdigen("hook", "--help", check=0)
-    assert proc.stdout.startswith("usage: cdigen hook [--netdev HOSTIF=")
+    assert proc.stdout.startswith("usage: cdigen hook [--poststop] [--netdev HOSTIF=")
     proc = run_cdigen("hook", "--frobnicate", input="{}", check=2)
     assert proc.stderr == "cdigen: error: hook: unexpected argument '--frobnicate' (see cdigen hook --help)\n"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "cdigen"
-STAGES = ("scan", "apply", "validate", "hook")
-BASE = ("netdev", "hookentry", "files", "strictjson", "cdi", "oci", "examples")
+STAGES = ("scan", "apply", "validate", "hook", "dan")
+BASE = ("netdev", "hookentry", "files", "strictjson", "cdi", "oci", "examples", "cnirecord", "podnet")
 
 
 def top(module: str) -> str:

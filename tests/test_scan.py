@@ -112,7 +112,7 @@ def test_bad_targets(args, message):
 def test_topo_json_snapshot(example, snapshot):
     proc = run_cdigen("topo", "--example", example, "--json", check=0)
     report = json.loads(proc.stdout)
-    assert set(report) == {"nicAffinity", "gpus", "nics", "matrix"}
+    assert set(report) == {"nicAffinity", "splitPorts", "gpus", "nics", "otherNics", "matrix", "gpudirectRdma"}
     snapshot.assert_match(proc.stdout, "topo.json")
 
 
@@ -140,7 +140,12 @@ def test_hgx_assignment_and_edits():
             "hookName": "createRuntime",
             "path": "/usr/bin/cdigen",
             "args": ["cdigen", "hook", "--netdev", "ibp20s0=name=ibp20s0,mtu=4092"],
-        }
+        },
+        {
+            "hookName": "poststop",
+            "path": "/usr/bin/cdigen",
+            "args": ["cdigen", "hook", "--poststop", "--netdev", "ibp20s0=name=ibp20s0,mtu=4092"],
+        },
     ]
     assert [n["path"] for n in gpu0["containerEdits"]["deviceNodes"]] == [
         "/dev/nvidia0",
@@ -149,17 +154,19 @@ def test_hgx_assignment_and_edits():
         "/dev/infiniband/uverbs0",
         "/dev/infiniband/umad0",
         "/dev/infiniband/issm0",
+        "/dev/infiniband/rdma_cm",  # with the NIC: RDMA connection setup
     ]
-    # `all` is the union, with a single hook configuring every netdev.
+    # `all` is the union, with a single hook entry (and its poststop twin) for every netdev.
     alldev = devices["all"]["containerEdits"]
-    assert len(alldev["netDevices"]) == 8 and len(alldev["deviceNodes"]) == 48
-    assert len(alldev["hooks"]) == 1 and alldev["hooks"][0]["args"].count("--netdev") == 8
+    assert len(alldev["netDevices"]) == 8 and len(alldev["deviceNodes"]) == 49
+    assert alldev["deviceNodes"][-1]["path"] == "/dev/infiniband/rdma_cm"  # once
+    assert [h["hookName"] for h in alldev["hooks"]] == ["createRuntime", "poststop"]
+    assert [h["args"].count("--netdev") for h in alldev["hooks"]] == [8, 8]
     assert [n["path"] for n in spec["containerEdits"]["deviceNodes"]] == [
         "/dev/nvidiactl",
         "/dev/nvidia-modeset",
         "/dev/nvidia-uvm",
         "/dev/nvidia-uvm-tools",
-        "/dev/infiniband/rdma_cm",
     ]
 
 
@@ -171,8 +178,12 @@ def test_nic_affinity_widens_the_assignment():
     cloud = load_yaml(proc.stdout)
     assert not any("netDevices" in d["containerEdits"] for d in cloud["devices"])  # no PIX/PXB at all
     assert cloud["cdiVersion"] == "0.3.0"
-    assert "no RDMA NIC is within PXB of any GPU, 4 left out" in proc.stderr  # not silent
-    assert "--nic-affinity node" in proc.stderr
+    assert "rdma_cm" not in proc.stdout  # no NIC, no RDMA connection manager
+    assert proc.stderr == (  # not silent
+        "cdigen: warning: --nic-affinity pxb: no RDMA NIC is within PXB of any GPU (4 left out): the PCI tree "
+        "is flat (every GPU and RDMA NIC is on a PCI host bridge of its own, as in cloud VMs), so the nearest "
+        "are NODE: widen it to node to pair them (`cdigen topo` shows every pair)\n"
+    )
     proc = scan("--example", "cloud-vm", "--nic-affinity", "node")
     assert proc.stderr == ""
     cloud = load_yaml(proc.stdout)
@@ -249,8 +260,8 @@ def test_netdev_config_and_name_template(tmp_path):
         "net7",
     ]
     assert proc.stderr.splitlines() == [
-        f"cdigen: warning: {config}: enp23s0np0: not assigned to any GPU (--nic-affinity pxb); ignored",
-        f"cdigen: warning: {config}: nosuch0: no such network interface; ignored",
+        f"cdigen: warning: --netdev-config {config}: enp23s0np0: not assigned to any GPU (NIC affinity PXB); ignored",
+        f"cdigen: warning: --netdev-config {config}: nosuch0: no such network interface; ignored",
     ]
 
 
@@ -324,7 +335,7 @@ def test_warnings_keep_exit_0():
 def test_warning_paths_name_the_real_file(tree):
     root = tree(EXAMPLES["workstation"])
     os.unlink(os.path.join(root, "proc/devices"))
-    proc = scan("--root", root)
+    proc = scan("--root", root, "--no-driver-files")  # the tree has no driver userspace: another warning
     assert proc.stderr == f"cdigen: warning: {root}/proc/devices: missing\n"
 
 
@@ -373,3 +384,154 @@ def test_topo_table():
     assert "  PIX  = Connection traversing at most a single PCIe bridge" in lines
     assert "  NIC2: mlx5_2 (0000:17:00.0, enp23s0np0)" in lines
     assert "  GPU0: 0000:13:00.0 /dev/nvidia0" in lines
+
+
+# ---------------------------------------------------------------------------- topologies of issue 13
+
+
+def topo_json(*args) -> dict:
+    return json.loads(run_cdigen("topo", *args, "--json", check=0).stdout)
+
+
+def nets(spec: dict) -> dict[str, list[str]]:
+    """device name -> its host interfaces."""
+    return {
+        d["name"]: [n["hostInterfaceName"] for n in d["containerEdits"].get("netDevices", [])] for d in spec["devices"]
+    }
+
+
+def nodes(spec: dict, device: str) -> list[str]:
+    return [n["path"] for d in spec["devices"] if d["name"] == device for n in d["containerEdits"]["deviceNodes"]]
+
+
+def test_dual_port_adapter_on_a_root_port():
+    report = topo_json("--example", "dual-port")
+    m = report["matrix"]
+    assert m["NIC0"]["NIC1"] == m["NIC1"]["NIC0"] == "PIX"  # they share the root port: nvidia-smi says PIX
+    assert m["GPU0"]["NIC0"] == m["GPU0"]["NIC1"] == "PHB"  # another root port of the host bridge
+    assert [(n["name"], n["pciAddress"], n["rdma"]) for n in report["nics"]] == [
+        ("NIC0", "0000:02:00.0", ["mlx5_0"]),
+        ("NIC1", "0000:02:00.1", ["mlx5_1"]),
+    ]
+    assert report["gpus"][0]["nics"] == []
+    proc = scan("--example", "dual-port")
+    spec = load_yaml(proc.stdout)
+    assert nets(spec) == {"gpu0": [], "all": []} and "rdma_cm" not in proc.stdout
+    # Not a flat tree (GPU and NIC share a host bridge): the warning names the nearest class.
+    assert proc.stderr == (
+        "cdigen: warning: --nic-affinity pxb: no RDMA NIC is within PXB of any GPU (2 left out); the nearest "
+        "are PHB, e.g. GPU 0000:01:00.0 and mlx5_0 (0000:02:00.0): widen it to phb to pair them "
+        "(`cdigen topo` shows every pair)\n"
+    )
+    proc = scan("--example", "dual-port", "--nic-affinity", "phb")
+    assert proc.stderr == ""
+    spec = load_yaml(proc.stdout)
+    assert nets(spec)["gpu0"] == ["enp2s0f0np0", "enp2s0f1np1"]  # both ports of the card
+    assert nodes(spec, "gpu0")[-1] == "/dev/infiniband/rdma_cm"
+
+
+def test_bare_metal_with_nothing_within_pxb():
+    report = topo_json("--example", "node-only")
+    m = report["matrix"]
+    assert [m["GPU0"][c] for c in ("GPU1", "GPU2", "NIC0", "NIC1", "NIC2", "NIC3")] == [
+        "PIX",
+        "SYS",
+        "NODE",
+        "NODE",
+        "SYS",
+        "SYS",
+    ]
+    assert m["NIC0"]["NIC1"] == m["NIC2"]["NIC3"] == "PIX"  # ports of one adapter, on one root port
+    assert all(g["nics"] == [] for g in report["gpus"])
+    proc = scan("--example", "node-only")
+    assert "rdma_cm" not in proc.stdout and not any(nets(load_yaml(proc.stdout)).values())
+    # GPUs share switches: not flat, and it does not say so.
+    assert proc.stderr == (
+        "cdigen: warning: --nic-affinity pxb: no RDMA NIC is within PXB of any GPU (4 left out); the nearest "
+        "are NODE, e.g. GPU 0000:13:00.0 and mlx5_0 (0000:21:00.0): widen it to node to pair them "
+        "(`cdigen topo` shows every pair)\n"
+    )
+    # Widened to NODE: each adapter's two ports go to one GPU of its node.
+    proc = scan("--example", "node-only", "--nic-affinity", "node")
+    assert proc.stderr == ""
+    assert nets(load_yaml(proc.stdout)) == {
+        "gpu0": ["ibp33s0f0", "ibp33s0f1"],
+        "gpu1": [],
+        "gpu2": ["ibp161s0f0", "ibp161s0f1"],
+        "gpu3": [],
+        "all": ["ibp33s0f0", "ibp33s0f1", "ibp161s0f0", "ibp161s0f1"],
+    }
+    # Split on request: one port per GPU.
+    spec = load_yaml(scan("--example", "node-only", "--nic-affinity", "node", "--split-ports").stdout)
+    assert [nets(spec)[f"gpu{i}"] for i in range(4)] == [["ibp33s0f0"], ["ibp33s0f1"], ["ibp161s0f0"], ["ibp161s0f1"]]
+
+
+def test_roce_and_ib_ports_of_one_adapter_stay_together():
+    report = topo_json("--example", "vpi-ports")
+    assert {n["name"]: [d["linkLayer"] for d in n["netdevs"]] for n in report["nics"]} == {
+        "NIC0": ["InfiniBand"],
+        "NIC1": ["Ethernet"],
+    }
+    assert {v for row in report["matrix"].values() for v in row.values()} == {"X", "PIX"}
+    assert [(g["name"], g["nics"]) for g in report["gpus"]] == [("GPU0", ["NIC0", "NIC1"]), ("GPU1", [])]
+    spec = load_yaml(scan("--example", "vpi-ports").stdout)
+    assert nets(spec) == {
+        "gpu0": ["ibp85s0f0", "enp85s0f1np1"],
+        "gpu1": [],
+        "all": ["ibp85s0f0", "enp85s0f1np1"],
+    }
+    assert "/dev/infiniband/rdma_cm" in nodes(spec, "gpu0") and "/dev/infiniband/rdma_cm" not in nodes(spec, "gpu1")
+    split = topo_json("--example", "vpi-ports", "--split-ports")
+    assert split["splitPorts"] is True
+    assert [(g["name"], g["nics"]) for g in split["gpus"]] == [("GPU0", ["NIC0"]), ("GPU1", ["NIC1"])]
+    spec = load_yaml(scan("--example", "vpi-ports", "--split-ports").stdout)
+    assert nets(spec) == {"gpu0": ["ibp85s0f0"], "gpu1": ["enp85s0f1np1"], "all": ["ibp85s0f0", "enp85s0f1np1"]}
+    assert all("/dev/infiniband/rdma_cm" in nodes(spec, d) for d in ("gpu0", "gpu1", "all"))
+    table = run_cdigen("topo", "--example", "vpi-ports", "--split-ports", check=0).stdout
+    assert "  *    = NIC assigned to this GPU by `cdigen scan --nic-affinity pxb --split-ports`" in table.splitlines()
+
+
+def test_gpu_behind_a_nic_switch_is_pxb_to_that_nic():
+    report = topo_json("--example", "nic-switch")
+    m = report["matrix"]
+    assert [m[f"GPU{i}"][f"NIC{i}"] for i in range(4)] == ["PXB"] * 4  # the CX-7 switch + the GPU's own
+    assert [m["GPU0"][c] for c in ("GPU1", "GPU2", "NIC1", "NIC2")] == ["NODE", "SYS", "NODE", "SYS"]
+    assert [(g["pciAddress"], g["nics"]) for g in report["gpus"]] == [
+        ("0000:06:00.0", ["NIC0"]),
+        ("0000:26:00.0", ["NIC1"]),
+        ("0000:a6:00.0", ["NIC2"]),
+        ("0000:c6:00.0", ["NIC3"]),
+    ]
+    proc = scan("--example", "nic-switch")
+    assert proc.stderr == ""
+    assert nets(load_yaml(proc.stdout))["gpu0"] == ["enp3s0np0"]
+
+
+def test_topo_numbers_nics_as_nvidia_smi(tree):
+    # Plain Ethernet first in PCI order, then an IB HCA, a RoCE PF with 2 VFs, another HCA:
+    # nvidia-smi numbers RDMA devices only, VFs included: mlx5_0 NIC0, mlx5_1 NIC1 (PF),
+    # mlx5_2/3 NIC2/3 (VFs, not shown), mlx5_4 NIC4.
+    root = tree("numa 0\npci 0000:00 numa=0 ports: eth switch(gpu ib) roce:vf2 ib")
+    report = topo_json("--root", root)
+    assert [(n["name"], n["rdma"]) for n in report["nics"]] == [
+        ("NIC0", ["mlx5_0"]),
+        ("NIC1", ["mlx5_1"]),
+        ("NIC4", ["mlx5_4"]),
+    ]
+    assert list(report["matrix"]) == ["GPU0", "NIC0", "NIC1", "NIC4"]
+    assert report["otherNics"] == [
+        {
+            "pciAddress": "0000:01:00.0",
+            "numaNode": 0,
+            "netdevs": [{"name": "enp1s0", "linkLayer": "Ethernet", "mtu": 1500}],
+        }
+    ]
+    lines = run_cdigen("topo", "--root", root, check=0).stdout.splitlines()
+    header = next(line for line in lines if "GPU0" in line and "NUMA" in line)
+    assert header.split() == ["GPU0", "NIC0", "NIC1", "NIC4", "NUMA"]
+    assert "  NIC0: mlx5_0 (0000:05:00.0, ibp5s0)" in lines
+    assert "  NIC1: mlx5_1 (0000:06:00.0, enp6s0np0, 2 VFs)" in lines
+    assert "  NIC4: mlx5_4 (0000:07:00.0, ibp7s0)" in lines
+    assert "  (numbers as nvidia-smi's; VFs and a NIC's extra RDMA devices are not shown)" in lines
+    assert "Without RDMA (not in nvidia-smi's matrix, never assigned):" in lines
+    assert "  0000:01:00.0 (enp1s0)" in lines

@@ -248,7 +248,8 @@ def apply_edits(config: dict, merged: MergedEdits, hook_path: str | None = None)
     """A new config document with `merged` injected (`config` is not modified).
 
     `hook_path`: when set and the result has linux.netDevices, make sure a `cdigen hook`
-    createRuntime hook is there (it configures address, mask and MTU)."""
+    createRuntime hook is there (it configures address, mask and MTU), and a `cdigen hook
+    --poststop` poststop hook (it brings the netdevs home)."""
     doc = copy.deepcopy(config)
     linux = _child(doc, "linux", dict, "linux")
     edits = merged.edits
@@ -265,9 +266,10 @@ def apply_edits(config: dict, merged: MergedEdits, hook_path: str | None = None)
     _apply_gids(doc, edits["additionalGids"])
     if hook_path and linux.get("netDevices"):
         hooks = _child(doc, "hooks", dict, "hooks")
-        create_runtime = _child(hooks, "createRuntime", list, "hooks.createRuntime")
-        if not any(hookentry.is_cdigen_hook(h) for h in create_runtime):
-            create_runtime.append(hookentry.oci_hook(hook_path))
+        for name, poststop in ((hookentry.HOOK_NAME, False), (hookentry.POSTSTOP_HOOK_NAME, True)):
+            entries = _child(hooks, name, list, f"hooks.{name}")
+            if not any(hookentry.is_cdigen_hook(h) for h in entries):
+                entries.append(hookentry.oci_hook(hook_path, poststop=poststop))
     _refresh_cdigen_hooks(doc, merged.netdevs)
     return doc
 

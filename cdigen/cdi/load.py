@@ -87,10 +87,17 @@ def _no_duplicates(pairs: list) -> dict:
 
 
 def parse_yaml(text: str, max_nodes: int = MAX_YAML_NODES) -> object:
+    from cdigen.cdi import yamlcache  # an unchanged spec is not parsed again: no ruamel import
+
+    doc = yamlcache.get(text, max_nodes)
+    if doc is not yamlcache.MISS:
+        return doc
     try:
-        return goyaml.parse(text, max_nodes)
+        doc = goyaml.parse(text, max_nodes)
     except goyaml.YamlError as e:
         raise SpecError(str(e)) from None
+    yamlcache.put(text, max_nodes, doc)
+    return doc
 
 
 def parse_document(text: str) -> object:

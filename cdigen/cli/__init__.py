@@ -2,8 +2,9 @@
 commands (hook.py). Importing this package imports no typer: cdigen/entry.py uses
 `error_line` on every path.
 
-Library code raises domain errors; this is the one place that names their command-line
-options (`BadArgument.argument` -> option) and the exit code is the error's own.
+Library code raises domain errors and returns domain warnings; this is the one place that
+names their command-line options (`BadArgument.argument`, `ScanWarning.argument` -> option) and
+the exit code is the error's own.
 """
 
 from cdigen.errors import BadArgument, CdigenError, UsageError
@@ -18,9 +19,16 @@ OPTION_NAMES = {
     "hook_path": "--hook-path",
     "name_strategy": "--device-name-strategy",
     "netdev": "--netdev",
+    "netdev_config": "--netdev-config",
     "netdev_name": "--netdev-name",
+    "nic_affinity": "--nic-affinity",
+    "split_ports": "--split-ports",
     "vendor": "--vendor",
     "class": "--class",
+    "sandbox_id": "--sandbox-id",
+    "dan_dir": "--dan-dir",
+    "driver_root": "--driver-root",
+    "nic_only": "--nic-only",
 }
 
 

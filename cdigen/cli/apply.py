@@ -1,98 +1,149 @@
-"""`cdigen apply`, `cdigen validate`, `cdigen list`.
+"""`cdigen apply`, parsed by hand: it may run at every container creation, and importing typer
+alone costs more than the whole apply of a JSON spec (docs/benchmarks.md). cdigen/entry.py
+dispatches here; `cdigen --help` lists the command through a stub in cdigen/cli/app.py.
 
-`apply` runs at every container creation: only typer is imported at module level; the
-loader, jsonpatch and (for --dry-run and list only) rich are imported where they are used.
-The work is `cdigen.apply.apply_devices` and `cdigen.validate`; the commands only parse and
-render.
+The work is `cdigen.apply.apply_devices`; this module only parses and renders. rich is imported
+for `--dry-run`'s diff only. The options and their errors are those the typer command had:
+exit 2 for every command-line mistake, one line on stderr.
 """
 
 import sys
-from typing import Annotated
 
-import typer
+from cdigen.errors import UsageError
 
-from cdigen.cli import target_version
-from cdigen.cli.app import app
-from cdigen.errors import InvalidInput, UsageError
+SUMMARY = "Inject CDI devices into BUNDLE/config.json as a JSON Patch (locked, atomic)."
 
-SpecDirOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--spec-dir",
-        metavar="DIR",
-        help="CDI spec directory, repeatable, later ones win (default: /etc/cdi then /var/run/cdi).",
-    ),
-]
+USAGE = f"""\
+usage: cdigen apply [OPTIONS] BUNDLE
 
+{SUMMARY}
 
-@app.command()
-def apply(
-    bundle: Annotated[str, typer.Argument(help="OCI bundle directory (holds config.json).")],
-    device: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--device",
-            metavar="VENDOR/CLASS=NAME",
-            help="CDI device to inject, repeatable. Devices named in the cdi.k8s.io/* annotations of "
-            "config.json are injected too, first.",
-        ),
-    ] = None,
-    netdev: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--netdev",
-            metavar="HOSTIF=name=..,address=..[/len],mask=..,mtu=..",
-            help="Override the settings of a host interface that a requested device carries.",
-        ),
-    ] = None,
-    spec_dir: SpecDirOption = None,
-    hook_path: Annotated[
-        str | None,
-        typer.Option(help="Absolute path of the cdigen executable for the createRuntime hook (default: this one)."),
-    ] = None,
-    no_hook: Annotated[
-        bool, typer.Option("--no-hook", help="Do not add the cdigen createRuntime hook for linux.netDevices.")
-    ] = False,
-    print_patch: Annotated[
-        bool, typer.Option("--print-patch", help="Print the RFC 6902 JSON Patch on stdout (still applies it).")
-    ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show a diff of config.json and write nothing.")] = False,
-) -> None:
-    """Inject CDI devices into BUNDLE/config.json as a JSON Patch (locked, atomic)."""
-    from cdigen.apply import apply_devices
+arguments:
+  BUNDLE                          OCI bundle directory (holds config.json).
 
-    result = apply_devices(
-        bundle, device or [], _overrides(netdev or []), spec_dir, hook=not no_hook, hook_path=hook_path, dry_run=dry_run
-    )
-    if print_patch:
-        import json
+options:
+  --device VENDOR/CLASS=NAME      CDI device to inject, repeatable. Devices named in the
+                                  cdi.k8s.io/* annotations of config.json are injected too,
+                                  first.
+  --netdev HOSTIF=name=..,address=..[/len],mask=..,mtu=..
+                                  Override the settings of a host interface that a requested
+                                  device carries.
+  --spec-dir DIR                  CDI spec directory, repeatable, later ones win (default:
+                                  /etc/cdi then /var/run/cdi).
+  --hook-path PATH                Absolute path of the cdigen executable for the
+                                  createRuntime hook (default: this one).
+  --no-hook                       Do not add the cdigen createRuntime hook for
+                                  linux.netDevices.
+  --root DIR                      Read the pod network facts' sysfs, device-info files and
+                                  CNI results under DIR (default /); used when config.json
+                                  carries network-status or pod-networks annotations.
+  --print-patch                   Print the RFC 6902 JSON Patch on stdout (still applies it).
+  --dry-run                       Show a diff of config.json and write nothing.
+  -h, --help                      Show this message and exit.
+"""
 
-        sys.stdout.write(json.dumps(result.patch, indent=2, ensure_ascii=False) + "\n")
-    if dry_run:
-        _print_diff(result)
+_VALUES = {
+    "--device": "device",
+    "--netdev": "netdev",
+    "--spec-dir": "spec_dir",
+    "--hook-path": "hook_path",
+    "--root": "root",
+}
+_REPEATED = ("device", "netdev", "spec_dir")
+_FLAGS = {"--no-hook": "no_hook", "--print-patch": "print_patch", "--dry-run": "dry_run"}
 
 
-def _overrides(args: list[str]) -> list:
+def _usage(message: str) -> UsageError:
+    return UsageError(f"apply: {message} (see cdigen apply --help)")
+
+
+def parse_args(argv: list[str]) -> dict | None:
+    """The options as a dict (keys: bundle, device, netdev, spec_dir, hook_path, root, no_hook,
+    print_patch, dry_run); None when help is asked for. Parsed as click parses: options and
+    the argument in any order, `--opt VALUE` or `--opt=VALUE`, a value may start with '-',
+    everything after `--` is an argument. UsageError (2) for anything else."""
+    out: dict = {k: [] for k in _REPEATED} | {"hook_path": None, "bundle": None, "root": "/"}
+    out |= dict.fromkeys(_FLAGS.values(), False)
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            positional += argv[i:]
+            break
+        if arg in ("-h", "--help"):
+            return None
+        if not arg.startswith("-") or arg == "-":
+            positional.append(arg)
+            continue
+        name, eq, value = arg.partition("=")
+        if name in _FLAGS:
+            if eq:
+                raise _usage(f"option {name} does not take a value")
+            out[_FLAGS[name]] = True
+        elif name in _VALUES:
+            if not eq:
+                if i >= len(argv):
+                    raise _usage(f"option {name} requires an argument")
+                value = argv[i]
+                i += 1
+            key = _VALUES[name]
+            if key in _REPEATED:
+                out[key].append(value)
+            else:
+                out[key] = value  # the last one wins, as in click
+        else:
+            raise _usage(f"no such option: {name}")
+    if not positional:
+        raise _usage("missing argument BUNDLE")
+    if len(positional) > 1:
+        raise _usage(f"unexpected extra argument{'s' * (len(positional) > 2)} ({' '.join(positional[1:])})")
+    out["bundle"] = positional[0]
+    return out
+
+
+def overrides(args: list[str]) -> list:
     """--netdev values as settings, each host interface once."""
     from cdigen import netdev
 
-    overrides = []
+    out = []
     for arg in args:
         try:
-            overrides.append(netdev.parse_arg(arg))
+            out.append(netdev.parse_arg(arg))
         except netdev.NetdevError as e:
             raise UsageError(f"--netdev {arg!r}: {e}") from None
     try:
-        netdev.by_host(overrides)
+        netdev.by_host(out)
     except netdev.NetdevError as e:
         raise UsageError(f"--netdev {e}") from None
-    return overrides
+    return out
 
 
-def _spec_dirs(spec_dirs: list[str] | None) -> list[str]:
-    from cdigen.cdi.load import DEFAULT_SPEC_DIRS
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args is None:
+        sys.stdout.write(USAGE)
+        return 0
+    from cdigen.apply import apply_devices
 
-    return list(spec_dirs) if spec_dirs else list(DEFAULT_SPEC_DIRS)
+    result = apply_devices(
+        args["bundle"],
+        args["device"],
+        overrides(args["netdev"]),
+        args["spec_dir"] or None,
+        hook=not args["no_hook"],
+        hook_path=args["hook_path"],
+        dry_run=args["dry_run"],
+        pod_root=args["root"],
+    )
+    if args["print_patch"]:
+        import json
+
+        sys.stdout.write(json.dumps(result.patch, indent=2, ensure_ascii=False) + "\n")
+    if args["dry_run"]:
+        _print_diff(result)
+    return 0
 
 
 def _print_diff(result) -> None:
@@ -111,98 +162,3 @@ def _print_diff(result) -> None:
     for line in lines:
         style = next((s for p, s in styles.items() if line.startswith(p)), "")
         console.print(Text(line, style=style))
-
-
-# ---------------------------------------------------------------------------- validate, list
-
-
-@app.command()
-def validate(
-    files: Annotated[
-        list[str] | None,
-        typer.Argument(metavar="[FILE|DIR]...", help="Spec files or directories (default: the spec directories)."),
-    ] = None,
-    spec_dir: SpecDirOption = None,
-    cdi_version: Annotated[
-        str | None,
-        typer.Option(
-            "--cdi-version",
-            metavar="V",
-            help="Check as a CDI library of version V loads specs (its versions and fields). "
-            "Default: the newest (1.1.0).",
-        ),
-    ] = None,
-    for_engine: Annotated[
-        str | None,
-        typer.Option(
-            "--for",
-            metavar="ENGINE-VERSION",
-            help="Check as that engine release loads specs, e.g. podman-4, containerd-1.7, docker-28, crio-1.35.",
-        ),
-    ] = None,
-) -> None:
-    """Check CDI spec files as container runtimes load them; report every problem, and which engines load each file."""
-    from cdigen.cdi.spec import LIBRARY_VERSION
-    from cdigen.validate import readers, validate_paths
-
-    loader = target_version(cdi_version, for_engine) or LIBRARY_VERSION
-    registry, problems = validate_paths(files, _spec_dirs(spec_dir), loader)
-    for where, message in problems:
-        sys.stdout.write(f"{where}: {message}\n")
-    for spec in registry.specs:
-        sys.stdout.write(f"{spec.path}: {readers(spec)}\n")
-    count = len(registry.files)
-    if problems:
-        bad = len({where for where, _ in problems})
-        raise InvalidInput(
-            f"{len(problems)} problem{'s' * (len(problems) != 1)} in {bad} of {count} spec file{'s' * (count != 1)}"
-        )
-    sys.stdout.write(f"{count} spec file{'s' * (count != 1)}, {len(registry.devices)} devices: valid\n")
-
-
-@app.command("list")
-def list_devices(
-    spec_dir: SpecDirOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
-) -> None:
-    """Show the CDI devices found, per kind (broken files are reported on stderr)."""
-    from cdigen.cdi import load
-
-    registry = load.load_registry(_spec_dirs(spec_dir))
-    kinds = registry.kinds()
-    if as_json:
-        import json
-
-        out = {
-            "kinds": {kind: [_device_row(d) for d in devices] for kind, devices in kinds.items()},
-            "errors": registry.errors,
-        }
-        sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
-    else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table("KIND", "DEVICE", "NETDEVS", "SPEC FILE", box=None, pad_edge=False)
-        for kind, devices in kinds.items():
-            for device in devices:
-                row = _device_row(device)
-                table.add_row(
-                    kind, row["name"], " ".join(f"{h}>{n}" for h, n in row["netDevices"].items()), row["spec"]
-                )
-        console = Console(highlight=False)
-        if kinds:
-            console.print(table)
-        else:
-            console.print("no CDI devices found")
-        for where, messages in registry.errors.items():
-            for message in messages:
-                sys.stderr.write(f"cdigen: warning: {where}: {message}\n")
-
-
-def _device_row(device) -> dict:
-    from cdigen.cdi.edits import net_device_names
-
-    nets = net_device_names(device.spec.data.get("containerEdits") or {}) | net_device_names(
-        device.data.get("containerEdits") or {}
-    )
-    return {"name": device.name, "qualifiedName": device.qualified_name, "spec": device.spec.path, "netDevices": nets}

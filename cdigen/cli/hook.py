@@ -10,11 +10,18 @@ from cdigen.errors import UsageError
 from cdigen.netdev import NetdevError, NetdevSettings
 
 USAGE = """\
-usage: cdigen hook [--netdev HOSTIF=name=NAME,address=ADDR,mask=MASK,mtu=MTU]...
+usage: cdigen hook [--poststop] [--netdev HOSTIF=name=NAME,address=ADDR,mask=MASK,mtu=MTU]...
 
 OCI createRuntime hook: reads the container state (JSON) on stdin, loads BUNDLE/config.json
 and moves each host interface into the container's network namespace, renamed, with its
-address, mask and MTU, and up. Undoes everything on failure (exit 1).
+address, mask and MTU, and up. It first records each device's host name, MTU and up state in
+its interface alias ("cdigen host=HOSTIF mtu=MTU up=0|1"). Undoes everything on failure
+(exit 1).
+
+With --poststop, the OCI poststop hook: brings each interface home after the container ended
+(out of its network namespace if that still exists, else waiting up to 3 s for the kernel to
+return a physical NIC), under its host name, with its host MTU, up state and alias. Exit 1,
+one line, if any could not be brought home.
 
 Interfaces: those named by --netdev, else every key of config.json linux.netDevices.
 Settings: the linux.netDevices entry's keys (name, address, mask, mtu) where present, else
@@ -22,14 +29,17 @@ the --netdev value's. The address may be CIDR (address=192.0.2.10/24) instead of
 
 options:
   --netdev HOSTIF=SETTINGS  an interface and its settings (repeatable)
+  --poststop                bring the interfaces home (the poststop hook entry)
   -h, --help                show this message and exit
+
+`cdigen hook ldcache ...` is the createContainer hook of the driver files (its own --help).
 """
 
 
 def parse_args(argv: list[str]) -> list[NetdevSettings] | None:
     """The --netdev settings in argument order; None when help was asked for."""
     try:
-        values = hookentry.parse_hook_argv(argv)
+        values = hookentry.parse_hook_argv(argv)  # --poststop: see main
     except hookentry.HookArgsError as e:
         raise UsageError(f"hook: {e}") from None
     if values is None:
@@ -48,15 +58,25 @@ def parse_args(argv: list[str]) -> list[NetdevSettings] | None:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == [hookentry.LDCACHE]:  # the driver libraries' createContainer hook
+        from cdigen.cli.ldcache import main as ldcache_main
+
+        return ldcache_main(argv[1:])
     args = parse_args(argv)
     if args is None:
         sys.stdout.write(USAGE)
         return 0
+    poststop = hookentry.is_poststop(argv)
     if sys.stdin is None or sys.stdin.isatty():
-        raise UsageError(
-            "hook: reads the OCI container state on stdin; a container runtime runs it as a createRuntime hook"
-        )
+        phase = "a poststop" if poststop else "a createRuntime"
+        raise UsageError(f"hook: reads the OCI container state on stdin; a container runtime runs it as {phase} hook")
+    if poststop:
+        from cdigen.hook import run_poststop
+
+        run_poststop(sys.stdin.buffer.read(), args)  # quiet when every interface is home
+        return 0
     from cdigen.hook import run
 
-    run(sys.stdin.buffer.read(), args)
+    for note in run(sys.stdin.buffer.read(), args):
+        sys.stderr.write(f"cdigen: {note}\n")
     return 0

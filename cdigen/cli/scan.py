@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from cdigen.cli import target_version
+from cdigen.cli import OPTION_NAMES, target_version
 from cdigen.cli.app import app
+from cdigen.errors import BadArgument, UsageError
 from cdigen.scan import DEFAULT_CDI_VERSION, DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, NAME_STRATEGIES
 from cdigen.scan.affinity import Affinity
 
@@ -28,8 +29,9 @@ NameStrategyChoice = _choices("NameStrategyChoice", NAME_STRATEGIES)
 
 ROOT_HELP = "Host root to read sys/ and proc/ from (a fake tree for tests)."
 EXAMPLE_HELP = (
-    "Scan a topology shipped with cdigen instead of the host (hgx-h100, hgx-h100-roce, "
-    "workstation, switch-pair, cascade, cloud-vm, sriov, no-driver)."
+    "Scan a topology shipped with cdigen instead of the host (hgx-h100, hgx-h100-driver, hgx-h100-roce, "
+    "workstation, switch-pair, cascade, cloud-vm, sriov, no-driver, dual-port, node-only, "
+    "vpi-ports, nic-switch)."
 )
 AFFINITY_HELP = (
     "Farthest GPU-NIC relation that may pair them: pix, pxb (default: same PCIe switch "
@@ -48,21 +50,65 @@ Keys (all optional): name (container interface name), address (IPv4/IPv6, plain 
 mask (dotted IPv4 mask or prefix length), mtu. It overrides the sysfs MTU and the default
 name. Interfaces not on the host or not assigned to a GPU are warned about and ignored."""
 
+SPLIT_PORTS_HELP = (
+    "Hand out the ports (PCI functions) of a multi-port adapter one by one, so that they may go "
+    "to different GPUs. Default: all ports of an adapter go to the same GPU."
+)
+
 AffinityOption = Annotated[AffinityChoice, typer.Option(help=AFFINITY_HELP)]
+SplitPortsOption = Annotated[bool, typer.Option("--split-ports", help=SPLIT_PORTS_HELP)]
+# What to read next, after a warning about an option's value.
+SEE_ALSO = {"nic_affinity": "`cdigen topo` shows every pair"}
 
 
 def _warn(warnings, prefix: str = "") -> None:
+    """One stderr line per warning: a file's path (below `prefix`, the scanned root), or an
+    option and its value, then the reason."""
     for w in warnings:
-        sys.stderr.write(f"cdigen: warning: {prefix}{w.path}: {w.reason}\n")
+        if w.argument is None:
+            sys.stderr.write(f"cdigen: warning: {prefix}{w.path}: {w.reason}\n")
+            continue
+        option = OPTION_NAMES.get(w.argument, w.argument)
+        see = f" ({SEE_ALSO[w.argument]})" if w.argument in SEE_ALSO else ""
+        sys.stderr.write(f"cdigen: warning: {option}{' ' + w.path if w.path else ''}: {w.reason}{see}\n")
 
 
-def _discover(root: str, example: str | None):
-    """(topology, prefix for warning paths)."""
+def _discover(root: str, example: str | None, driver_root: str | None = None, driver_files: bool = True):
+    """(topology with its driver files and GPUDirect facts, prefix for warning paths). The
+    warnings are printed here. An example looks for driver files only where it describes a
+    driver; its tree is shown as / in the spec's host paths."""
     from cdigen.scan import sysfs
 
     if example is None:
-        return sysfs.discover(root), root.rstrip("/")
-    return sysfs.discover_example(example), f"<example {example}>"
+        topo, prefix = sysfs.discover(root), root.rstrip("/")
+        _warn(topo.warnings, prefix)
+        _gpu_side(topo, root, prefix, driver_root if driver_files else None, driver_files, None)
+        return topo, prefix
+    if driver_root is not None:
+        raise BadArgument("driver_root", "not with --example (an example is its own driver root)")
+    from cdigen.examples import describes_driver, example_tree
+
+    prefix = f"<example {example}>"
+    with example_tree(example) as tree:
+        topo = sysfs.discover(tree)
+        _warn(topo.warnings, prefix)
+        _gpu_side(topo, tree, prefix, tree, driver_files and describes_driver(example), "/")
+    return topo, prefix
+
+
+def _gpu_side(topo, root: str, prefix: str, driver_root, driver_files: bool, host_prefix) -> None:
+    """The driver files (unless not wanted) and the GPUDirect facts of a host with GPUs."""
+    if not topo.usable_gpus:
+        return
+    from cdigen.scan.driver import discover_driver
+    from cdigen.scan.gpudirect import discover_gpudirect
+
+    if driver_files:
+        label = prefix if host_prefix else None
+        topo.driver, warnings = discover_driver(root, driver_root, host_prefix, label)
+        _warn(warnings)
+    topo.gpudirect, warnings = discover_gpudirect(root, topo, driver_root, host_prefix)
+    _warn(warnings, prefix)
 
 
 def _netdev_config(path: str) -> dict[str, dict]:
@@ -96,6 +142,7 @@ def scan(
         ),
     ] = None,
     nic_affinity: AffinityOption = "pxb",
+    split_ports: SplitPortsOption = False,
     netdev_config: Annotated[str | None, typer.Option(help=NETDEV_CONFIG_HELP, metavar="FILE")] = None,
     netdev_name: Annotated[
         str | None,
@@ -128,6 +175,30 @@ def scan(
             "containerd-2.2.1, docker-28, crio-1.35, nerdctl-2.2.1, or any (the default).",
         ),
     ] = None,
+    driver_root: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIR",
+            help="Where the NVIDIA driver's userspace is (a driver container's root, such as "
+            "/run/nvidia/driver); its files are mounted from there. [default: --root]",
+        ),
+    ] = None,
+    no_driver_files: Annotated[
+        bool,
+        typer.Option(
+            "--no-driver-files",
+            help="Leave the driver's libraries, programs, firmware and sockets out of the spec "
+            "(another spec, such as nvidia-ctk's, brings them).",
+        ),
+    ] = False,
+    nic_only: Annotated[
+        bool,
+        typer.Option(
+            "--nic-only",
+            help="Only the NICs, in devices named after their GPUs: no GPU nodes, driver files or GPUDirect "
+            "devices. For hosts whose GPUs come from nvidia-ctk's spec; request both devices.",
+        ),
+    ] = False,
 ) -> None:
     from cdigen import hookentry
     from cdigen.scan.build import BuildOptions, build_spec, render
@@ -135,18 +206,21 @@ def scan(
     if hook_path is None:
         hook_path = hookentry.default_hook_path()
     config = _netdev_config(netdev_config) if netdev_config else {}
-    topo, prefix = _discover(root, example)
-    _warn(topo.warnings, prefix)
+    if nic_only and driver_root is not None:
+        raise UsageError("--nic-only and --driver-root: a NIC-only spec has no driver files")
+    topo, _prefix = _discover(root, example, driver_root, not (no_driver_files or nic_only))
     opts = BuildOptions(
         hook_path=hook_path,
         vendor=vendor,
         cls=cls,
         name_strategies=tuple(s.value for s in device_name_strategy or []) or NAME_STRATEGIES[:1],
         nic_affinity=Affinity[nic_affinity.value.upper()],
+        split_ports=split_ports,
         netdev_config=config,
         netdev_config_path=netdev_config or "",
         netdev_name=netdev_name,
         cdi_version=target_version(cdi_version, for_engine) or DEFAULT_CDI_VERSION,
+        nic_only=nic_only,
     )
     spec, warnings = build_spec(topo, opts)
     _warn(warnings)
@@ -169,12 +243,14 @@ def topo(
     example: Annotated[str | None, typer.Option(help=EXAMPLE_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the matrix and assignment as JSON.")] = False,
     nic_affinity: AffinityOption = "pxb",
+    split_ports: SplitPortsOption = False,
 ) -> None:
+    from cdigen.scan.gpudirect import report_section
     from cdigen.scan.report import topo_report
 
-    topology, prefix = _discover(root, example)
-    _warn(topology.warnings, prefix)
-    report = topo_report(topology, Affinity[nic_affinity.value.upper()])
+    topology, _prefix = _discover(root, example, driver_files=False)
+    report = topo_report(topology, Affinity[nic_affinity.value.upper()], split_ports)
+    report["gpudirectRdma"] = report_section(topology, report)
     if as_json:
         import json
 
@@ -212,8 +288,9 @@ def _print_table(report: dict) -> None:
     console.print("Legend:\n")
     for key, text in LEGEND:
         console.print(f"  {key:<4} = {text}")
+    split = " --split-ports" if report["splitPorts"] else ""
     console.print(
-        f"  *    = NIC assigned to this GPU by `cdigen scan --nic-affinity {report['nicAffinity'].lower()}`\n"
+        f"  *    = NIC assigned to this GPU by `cdigen scan --nic-affinity {report['nicAffinity'].lower()}{split}`\n"
     )
     console.print("GPU Legend:\n")
     for g in report["gpus"]:
@@ -231,3 +308,31 @@ def _print_table(report: dict) -> None:
         netdevs = ",".join(netdev_names) or "no netdev"
         vfs = f", {len(n['vfs'])} VFs" if n["vfs"] else ""
         console.print(f"  {n['name']}: {label} ({n['pciAddress']}, {netdevs}{vfs})")
+    numbers = sorted(int(n["name"][3:]) for n in report["nics"])
+    if numbers != list(range(len(numbers))) or any(n["vfs"] or len(n["rdma"]) > 1 for n in report["nics"]):
+        console.print("  (numbers as nvidia-smi's; VFs and a NIC's extra RDMA devices are not shown)")
+    if report["otherNics"]:
+        console.print("\nWithout RDMA (not in nvidia-smi's matrix, never assigned):\n")
+    for n in report["otherNics"]:
+        netdevs = ",".join(d["name"] for d in n["netdevs"]) or "no netdev"
+        console.print(f"  {n['pciAddress']} ({netdevs})")
+    _print_gpudirect(console, report)
+
+
+def _print_gpudirect(console, report: dict) -> None:
+    """GPUDirect RDMA: the way in, and the verdict of each assigned pair (docs/gpu.md)."""
+    gd = report.get("gpudirectRdma")
+    pairs = [(g["name"], n) for g in report["gpus"] for n in g["nics"]]
+    if not gd or not pairs:
+        return
+    if gd["peermem"]:
+        way = "nvidia_peermem loaded"
+    elif gd["dmabuf"]:
+        way = "DMA-BUF (open kernel module)"
+    else:
+        way = "neither nvidia_peermem nor DMA-BUF: NICs reach GPU memory only through host memory"
+    console.print(f"\nGPUDirect RDMA ({way}); yes = peer-to-peer below the CPU, cpu = through the root complex:\n")
+    for g, n in pairs:
+        verdict = gd["matrix"].get(g, {}).get(n, "no")
+        note = gd["notes"].get(f"{g}-{n}")
+        console.print(f"  {g} - {n}: {verdict}" + (f" ({note})" if note else ""))

@@ -1,19 +1,26 @@
 """Stage 3, `cdigen hook`: the OCI createRuntime hook that puts netdevs into the container's
-network namespace (docs/netdev.md).
+network namespace, and the poststop hook that brings them home (docs/netdev.md).
 
-A runtime runs it at every container creation, so it imports only the netdev rules, the OCI
-readers and, when there is work, the rtnetlink client: no typer, no YAML, no CDI.
+A runtime runs them at every container creation and deletion, so they import only the netdev
+rules, the OCI readers and, when there is work, the rtnetlink client: no typer, no YAML, no CDI.
 
     state on stdin + config.json -> plan.netdevs_to_configure (pure) -> configure.configure
+    state on stdin + config.json -> plan.listed_names -> restore.poststop
 """
 
+from __future__ import annotations
+
 from cdigen.errors import InvalidInput
-from cdigen.netdev import NetdevSettings
+
+TYPE_CHECKING = False  # not typing's: `cdigen hook ldcache` imports this package, and neither typing
+if TYPE_CHECKING:  # nor the netdev rules (dataclasses) are worth their import time there
+    from cdigen.netdev import NetdevSettings
 
 
-def run(state: bytes, args: list[NetdevSettings]) -> None:
+def run(state: bytes, args: list[NetdevSettings]) -> list[str]:
     """Configure the container that the OCI `state` describes; `args`: the hook entry's
-    --netdev settings. Raises CdigenError after rolling back."""
+    --netdev settings. Returns notes for stderr (devices an earlier container left behind,
+    restored first). Raises CdigenError after rolling back."""
     import os
 
     from cdigen.hook.configure import configure, return_runtime_moved
@@ -28,7 +35,26 @@ def run(state: bytes, args: list[NetdevSettings]) -> None:
     except InvalidInput as e:
         raise return_runtime_moved(config, args, parsed.pid, e) from None
     if not wanted:
-        return  # no netdevs: nothing to do, not even a netns to open
+        return []  # no netdevs: nothing to do, not even a netns to open
     mine = {cfg.host for cfg in wanted}
     others = [cfg for cfg in listed_names(config, []) if cfg.host not in mine]
-    configure(wanted, target_netns(config, parsed.pid), others)
+    return configure(wanted, target_netns(config, parsed.pid), others)
+
+
+def run_poststop(state: bytes, args: list[NetdevSettings]) -> list[str]:
+    """Bring home the interfaces of the container that the OCI `state` describes (the
+    --netdev hosts, else every linux.netDevices key): out of its network namespace when that
+    outlives the container, else waiting (hook/restore.py RETURN_WAIT_S at most) for the
+    kernel to return those that come back; then their host name, MTU, up state and alias.
+    The state's pid is never used: the container's processes are gone, the number may be
+    another process's. Returns what was restored; CdigenError naming what could not be."""
+    import os
+
+    from cdigen.hook.plan import listed_hosts, network_path
+    from cdigen.hook.restore import poststop
+    from cdigen.oci.config import CONFIG_NAME, read_config
+    from cdigen.oci.state import parse_state
+
+    parsed = parse_state(state)
+    config = read_config(os.path.join(parsed.bundle, CONFIG_NAME))[1]
+    return poststop(listed_hosts(config, args), network_path(config))

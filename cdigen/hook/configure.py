@@ -3,9 +3,11 @@
 `configure` locates every interface first (in the runtime's netns: this hook moves it, as
 runc < 1.4 does not; else already in the container under its container name: runc >= 1.4
 moved it), checks names and MTU bounds, then moves+renames, sets the MTU, adds the address and
-brings it up. On any failure every interface of this run that is in the container's netns goes
-back to the runtime's netns under its host name and MTU (a veth or macvlan left there dies with
-the container), and the error names the interface and the reason. docs/netdev.md, "Lifecycle".
+brings it up. Before it changes a device it records the device's host name and settings in
+the device's alias (hook/record.py), which comes home with it. On any failure every interface
+of this run that is in the container's netns goes back to the runtime's netns under its host
+name and MTU (a veth or macvlan left there dies with the container), and the error names the
+interface and the reason. docs/netdev.md, "Lifecycle".
 """
 
 import os
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from cdigen import netdev
 from cdigen.errors import CdigenError, InvalidInput
+from cdigen.hook import record as records
 from cdigen.hook.plan import listed_names, target_netns
 from cdigen.netdev import NetdevSettings
 
@@ -24,8 +27,23 @@ class _Placed:
     cfg: NetdevSettings
     index: int  # its ifindex where last seen (the kernel keeps it across a move when free)
     mac: bytes  # identity check: never move back a device that is not this one
-    restore_mtu: int | None  # MTU before this hook changed it
+    restore_mtu: int | None  # its host MTU (recorded), else the MTU before this hook changed it
     restore_up: bool  # bring it up again on the host (it was up there before the move)
+
+
+def _own_record(link, host: str):
+    """The record in `link`'s alias when it is `host`'s, else None."""
+    record = records.parse_alias(link.alias)
+    return record if record is not None and record.host == host else None
+
+
+def _placed_in_target(cfg: NetdevSettings, link) -> _Placed:
+    """A listed interface found in the container: its host settings from the record in its
+    alias (an earlier hook entry wrote it), else the MTU found and down (a runtime moved it)."""
+    record = _own_record(link, cfg.host)
+    if record is not None:
+        return _Placed(cfg, link.index, link.mac, restore_mtu=record.mtu, restore_up=record.up)
+    return _Placed(cfg, link.index, link.mac, restore_mtu=link.mtu, restore_up=False)
 
 
 def _is(link, placed: _Placed) -> bool:
@@ -56,44 +74,79 @@ def _mtu_problem(cfg: NetdevSettings, link) -> str | None:
     return None
 
 
-def _locate(host, target, wanted: list[NetdevSettings], placed: list[_Placed]) -> list[tuple]:
-    """(cfg, link, in_target) for every interface, checked; only then does anything move.
+def _locate(host, target, wanted: list[NetdevSettings], placed: list[_Placed], notes: list[str]) -> list[tuple]:
+    """(cfg, link, in_target, record) for every interface, checked; only then does anything
+    move. `record`: what to write into the device's alias first, None when it carries its
+    record already (an earlier hook entry of this container wrote it).
 
-    Interfaces the runtime already moved go into `placed` before any check can fail, so that
-    a failure returns them to the host too."""
+    A device that an earlier container left on the host under another name (or with its
+    container MTU) is restored first, and `notes` says so. Interfaces the runtime already moved
+    go into `placed` before any check can fail, so that a failure returns them to the host too."""
+    from cdigen.hook.restore import find_marked, settle
+
     found, problems = [], []
+    host_links = None
     for cfg in wanted:
         link = host.get_link(name=cfg.host)
-        if link is not None:
-            found.append((cfg, link, False))
-            continue
-        name = cfg.container_name
-        link = target.get_link(name=name) if "%" not in name else None
-        if link is not None and not link.loopback:
-            placed.append(_Placed(cfg, link.index, link.mac, restore_mtu=link.mtu, restore_up=False))
-            found.append((cfg, link, True))
-            continue
-        problems.append(
-            f"host interface {cfg.host} not found (not in the runtime's network namespace, "
-            f"nor as {name} in the container's)"
-        )
+        if link is None:
+            name = cfg.container_name
+            moved = target.get_link(name=name) if "%" not in name else None
+            if moved is not None and not moved.loopback:
+                placed.append(_placed_in_target(cfg, moved))
+                found.append((cfg, moved, True))
+                continue
+            host_links = host.links() if host_links is None else host_links
+            link = (find_marked(host_links, cfg.host) or (None,))[0]
+            if link is None:
+                problems.append(
+                    f"host interface {cfg.host} not found (not in the runtime's network namespace, "
+                    f"nor as {name} in the container's)"
+                )
+                continue
+        stale = _own_record(link, cfg.host)
+        if stale is not None:
+            try:
+                notes.append(f"restored {settle(host, link, stale)}")
+            except CdigenError as e:
+                problems.append(str(e))
+                continue
+            link = host.get_link(index=link.index)
+        found.append((cfg, link, False))
+    out = []
     for cfg, link, in_target in found:
         name = cfg.container_name
         if not in_target and "%" not in name and target.get_link(name=name) is not None:
             problems.append(f"{cfg.host}: container name {name} is already taken in the container's network namespace")
         problems.append(_mtu_problem(cfg, link))
+        record = None
+        try:
+            if not in_target:
+                record = records.record_for(cfg.host, link)
+            elif _own_record(link, cfg.host) is None:
+                record = records.record_for(cfg.host, link, up=False)  # host up state unknown
+        except CdigenError as e:
+            problems.append(str(e))
+        out.append((cfg, link, in_target, record))
     problems = [p for p in problems if p]
     if problems:
         raise CdigenError(problems[0])
-    return found
+    return out
 
 
 def _configure_one(
-    host, target, target_fd: int, cfg: NetdevSettings, link, in_target: bool, placed: list[_Placed]
+    host, target, target_fd: int, cfg: NetdevSettings, link, in_target: bool, host_record, placed: list[_Placed]
 ) -> None:
     if not in_target:
+        # Placed before anything changes: rollback restores the alias, and a failed combined
+        # request may have moved the device.
         record = _Placed(cfg, link.index, link.mac, restore_mtu=link.mtu, restore_up=link.up)
-        placed.append(record)  # before the move: a failed combined request may have moved it
+        placed.append(record)
+    if host_record is not None:  # record before changing anything: it comes home with the device
+        (target if in_target else host).set_link(
+            f"{cfg.host}: record its host settings in its alias", link.index, alias=host_record.to_alias()
+        )
+        records.write_file(host_record, link)
+    if not in_target:
         host.set_link(
             f"{cfg.host}: move into the container's network namespace as {cfg.container_name}",
             link.index,
@@ -117,15 +170,18 @@ def _configure_one(
 
 
 def _rollback(host, target, host_fd: int, placed: list[_Placed]) -> tuple[list[str], list[str]]:
-    """Move every placed interface found in the container back under its host name and MTU.
-    Returns (host names moved back, failure texts)."""
+    """Move every placed interface found in the container back under its host name, MTU, up
+    state and earlier alias. Returns (host names moved back, failure texts)."""
     moved_back, failures = [], []
     for record in reversed(placed):
         cfg = record.cfg
         try:
             link = _find_in_target(target, record)
-            if link is None:
-                continue  # never left the runtime's netns
+            if link is None:  # never left the runtime's netns: only its alias may have changed
+                back = host.get_link(name=cfg.host)
+                if back is not None and back.mac == record.mac:
+                    _drop_record(host, back, cfg.host)
+                continue
             target.set_link(
                 f"move {link.name} back to the host as {cfg.host}", link.index, netns_fd=host_fd, name=cfg.host
             )
@@ -137,9 +193,18 @@ def _rollback(host, target, host_fd: int, placed: list[_Placed]) -> tuple[list[s
                 host.set_link(f"restore MTU {record.restore_mtu}", back.index, mtu=record.restore_mtu)
             if record.restore_up:
                 host.set_link("bring it up", back.index, up=True)
+            _drop_record(host, back, cfg.host)
         except CdigenError as e:
             failures.append(f"{cfg.host}: {e}")
     return moved_back, failures
+
+
+def _drop_record(host, link, name: str) -> None:
+    """Put back the alias that `link` had before cdigen's record, and drop the record file."""
+    record = _own_record(link, name)
+    if record is not None:
+        host.set_link("restore its alias", link.index, alias=record.previous_alias)
+    records.remove_file(name)
 
 
 class _Namespaces:
@@ -190,8 +255,9 @@ class _Namespaces:
             os.close(fd)
 
 
-def configure(wanted: list[NetdevSettings], target_path: str, others: list[NetdevSettings] = ()) -> None:
-    """Put every wanted interface into the netns at `target_path`, or none of them.
+def configure(wanted: list[NetdevSettings], target_path: str, others: list[NetdevSettings] = ()) -> list[str]:
+    """Put every wanted interface into the netns at `target_path`, or none of them. Returns
+    notes for the user (devices an earlier container left behind, restored first).
 
     `others`: the rest of config.json's linux.netDevices (host and container names). On
     failure they go back to the host too when found in the container: an earlier cdigen hook
@@ -199,9 +265,10 @@ def configure(wanted: list[NetdevSettings], target_path: str, others: list[Netde
     runtime is about to destroy the namespace."""
     spaces = _Namespaces(target_path)
     placed: list[_Placed] = []
+    notes: list[str] = []
     try:
-        for cfg, link, in_target in _locate(spaces.host, spaces.target, wanted, placed):
-            _configure_one(spaces.host, spaces.target, spaces.target_fd, cfg, link, in_target, placed)
+        for cfg, link, in_target, record in _locate(spaces.host, spaces.target, wanted, placed, notes):
+            _configure_one(spaces.host, spaces.target, spaces.target_fd, cfg, link, in_target, record, placed)
     except CdigenError as e:
         raise spaces.rollback(_moved_by_others(spaces, others) + placed, e) from None
     except BaseException:
@@ -209,6 +276,7 @@ def configure(wanted: list[NetdevSettings], target_path: str, others: list[Netde
         raise
     finally:
         spaces.close()
+    return notes
 
 
 def _moved_by_others(spaces: "_Namespaces", listed: list[NetdevSettings]) -> list[_Placed]:
@@ -223,7 +291,7 @@ def _moved_by_others(spaces: "_Namespaces", listed: list[NetdevSettings]) -> lis
         except CdigenError:
             continue
         if link is not None and not link.loopback:
-            placed.append(_Placed(cfg, link.index, link.mac, restore_mtu=None, restore_up=False))
+            placed.append(_placed_in_target(cfg, link))  # host MTU from its record, when it has one
     return placed
 
 

@@ -35,6 +35,17 @@ def netdevs_to_configure(config: dict, args: list[NetdevSettings]) -> list[Netde
     return out
 
 
+def network_path(config: dict) -> str | None:
+    """The `path` of config.json's network namespace entry (a namespace that may outlive the
+    container), or None."""
+    namespaces = config["linux"].get("namespaces")
+    for ns in namespaces if isinstance(namespaces, list) else []:
+        if isinstance(ns, dict) and ns.get("type") == "network":
+            path = ns.get("path")
+            return path if isinstance(path, str) and path.startswith("/") else None
+    return None
+
+
 def target_netns(config: dict, pid: int | None) -> str:
     """The container's netns file: linux.namespaces' network `path`, else /proc/PID/ns/net."""
     namespaces = config["linux"].get("namespaces") or []
@@ -60,3 +71,14 @@ def listed_names(config: dict, args: list[NetdevSettings]) -> list[NetdevSetting
     """Host and container names of the listed interfaces, ignoring every other setting."""
     devices = net_devices(config)
     return [netdev.names_from_oci(host, devices.get(host)) for host in [cfg.host for cfg in args] or list(devices)]
+
+
+def listed_hosts(config: dict, args: list[NetdevSettings]) -> list[NetdevSettings]:
+    """`listed_names`, with every host name checked (it names a record file too)."""
+    out = listed_names(config, args)
+    for cfg in out:
+        try:
+            netdev.check_ifname(cfg.host, "host interface name")
+        except NetdevError as e:
+            raise InvalidInput(f"config.json: linux.netDevices: {e}") from None
+    return out

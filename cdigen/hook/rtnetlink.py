@@ -1,8 +1,8 @@
 """Every netlink side effect of cdigen: a minimal rtnetlink client on the standard library.
 
 Only what the hook needs: read one link (RTM_GETLINK by name or index, or dump all),
-change one link (RTM_NEWLINK: move to a netns + rename, MTU, up/down) and add an address
-(RTM_NEWADDR). Every request carries NLM_F_ACK; a kernel error becomes `NetlinkError` with
+change one link (RTM_NEWLINK: move to a netns + rename, MTU, up/down, interface alias) and add
+an address (RTM_NEWADDR). Every request carries NLM_F_ACK; a kernel error becomes `NetlinkError` with
 the errno and the kernel's extended-ack text when it sends one ("mtu greater than device
 maximum").
 
@@ -46,8 +46,9 @@ NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200  # flags of an NLMSG_ERROR reply
 NLMSGERR_ATTR_MSG = 1
 SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 270, 10, 11
 RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR = 16, 18, 20
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINKINFO = 1, 3, 4, 18
-IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_MIN_MTU, IFLA_MAX_MTU = 28, 29, 50, 51
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINKINFO, IFLA_IFALIAS = 1, 3, 4, 18, 20
+IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_MIN_MTU, IFLA_MAX_MTU, IFLA_PERM_ADDRESS = 28, 29, 50, 51, 54
+IFALIASZ = 256  # include/linux/if.h: an alias is at most 255 bytes (the policy's limit)
 IFLA_INFO_KIND = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 IFA_ADDRESS, IFA_LOCAL = 1, 2
@@ -79,6 +80,8 @@ class Link:
     flags: int
     kind: str | None  # IFLA_INFO_KIND: "veth", "macvlan", "tun"; None for physical NICs
     mac: bytes
+    alias: str = ""  # IFLA_IFALIAS; "" when none (survives netns moves, docs/netdev.md)
+    perm_mac: bytes = b""  # IFLA_PERM_ADDRESS: the burnt-in MAC; b"" for virtual devices
 
     @property
     def up(self) -> bool:
@@ -119,9 +122,16 @@ def parse_attrs(data: bytes, offset: int = 0, end: int | None = None) -> dict[in
 
 
 def link_request(
-    index: int = 0, name: str | None = None, netns_fd: int | None = None, mtu: int | None = None, up: bool | None = None
+    index: int = 0,
+    name: str | None = None,
+    netns_fd: int | None = None,
+    mtu: int | None = None,
+    up: bool | None = None,
+    alias: str | None = None,
 ) -> bytes:
-    """Body of an RTM_NEWLINK/RTM_GETLINK: ifinfomsg + attributes."""
+    """Body of an RTM_NEWLINK/RTM_GETLINK: ifinfomsg + attributes. An `alias` is sent without
+    its NUL (as `ip link set ... alias` does), so that all 255 bytes are usable; "" is sent as
+    a lone NUL (the string policy refuses an empty attribute), which leaves no alias to read."""
     flags = change = 0
     if up is not None:
         change = IFF_UP
@@ -133,6 +143,8 @@ def link_request(
         body += _str(IFLA_IFNAME, name)
     if mtu is not None:
         body += _u32(IFLA_MTU, mtu)
+    if alias is not None:
+        body += _attr(IFLA_IFALIAS, alias.encode("utf-8", "surrogateescape") or b"\0")
     return body
 
 
@@ -165,6 +177,8 @@ def parse_link(body: bytes) -> Link:
         flags=flags,
         kind=kind,
         mac=attrs.get(IFLA_ADDRESS, b""),
+        alias=attrs.get(IFLA_IFALIAS, b"").rstrip(b"\0").decode("utf-8", "surrogateescape"),
+        perm_mac=attrs.get(IFLA_PERM_ADDRESS, b""),
     )
 
 
@@ -317,12 +331,14 @@ class RtnetlinkClient:
         netns_fd: int | None = None,
         mtu: int | None = None,
         up: bool | None = None,
+        alias: str | None = None,
     ) -> None:
-        """One RTM_NEWLINK on an existing link: move to `netns_fd` and/or rename, MTU, up/down.
+        """One RTM_NEWLINK on an existing link: move to `netns_fd` and/or rename, MTU, up/down,
+        interface alias ("" removes it).
 
         Kernel order for a combined request (docs/netdev.md, "Lifecycle"): netns move, MTU, rename,
-        flags; a failure part-way leaves the earlier changes committed."""
-        self.request(what, RTM_NEWLINK, link_request(index, name, netns_fd, mtu, up))
+        alias, flags; a failure part-way leaves the earlier changes committed."""
+        self.request(what, RTM_NEWLINK, link_request(index, name, netns_fd, mtu, up, alias))
 
     # -- addresses
 

@@ -1,9 +1,9 @@
 """GPU–NIC affinity the way `nvidia-smi topo -m` reports it, and exclusive NIC assignment.
 
-Pure functions over `PciFunction`s (docs/topology.md):
-PIX one PCIe switch between the two, PXB several switches but no host bridge, PHB the same
-host bridge (different root ports), NODE different host bridges on one NUMA node, SYS across
-NUMA nodes.
+Pure functions over `PciFunction`s (docs/topology.md, "Classes"): PIX at most one PCIe bridge
+between the two (one switch, or one root port that both sit on), PXB several bridges but no
+host bridge, PHB the same host bridge (they meet at the root complex), NODE different host
+bridges on one NUMA node, SYS across NUMA nodes.
 """
 
 from __future__ import annotations
@@ -34,6 +34,33 @@ LEGEND = (
 )
 
 
+def bridge_hops(chain: tuple[str, ...], kinds: dict[str, str | None] | None = None) -> tuple[str, ...]:
+    """The bridges that a path from the last function of `chain` up to its host bridge crosses,
+    top first, as nvidia-smi counts them: each root port, each switch (named by its upstream
+    port; its downstream ports belong to it) and each other bridge is one.
+
+    `kinds` gives the PCI Express port type of bridges ("root", "upstream", "downstream",
+    "bridge"; docs/topology.md). A bridge of unknown kind is inferred from its place: the
+    first bridge is a root port, one below an upstream port is a downstream port, any other
+    is an upstream port. With no kinds at all this is the depth rule: root port, then
+    (upstream, downstream) pairs."""
+    kinds = kinds or {}
+    hops = []
+    parent = None
+    for i, bdf in enumerate(chain[:-1]):
+        kind = kinds.get(bdf)
+        if kind is None:
+            kind = "root" if i == 0 else "downstream" if parent == "upstream" else "upstream"
+        if kind != "downstream" or parent != "upstream":  # a downstream port is part of its switch
+            hops.append(bdf)
+        parent = kind
+    return tuple(hops)
+
+
+def _hops(f: PciFunction) -> tuple[str, ...]:
+    return f.hops if f.hops is not None else bridge_hops(f.chain)
+
+
 def classify(a: PciFunction, b: PciFunction, single_numa_node: bool = False) -> Affinity:
     """The class of the path between two PCI functions.
 
@@ -46,44 +73,62 @@ def classify(a: PciFunction, b: PciFunction, single_numa_node: bool = False) -> 
             (0 if n < 0 else n for n in (a.numa_node, b.numa_node)) if single_numa_node else (a.numa_node, b.numa_node)
         )
         return Affinity.NODE if na == nb and na >= 0 else Affinity.SYS
-    sa, sb = a.switches, b.switches
+    ha, hb = _hops(a), _hops(b)
     common = 0
-    for x, y in zip(sa, sb, strict=False):  # compare the common prefix
+    for x, y in zip(ha, hb, strict=False):  # compare the common prefix
         if x != y:
             break
         common += 1
     if common == 0:
         return Affinity.PHB  # they meet only at the root complex
-    below = (len(sa) - common) + (len(sb) - common)  # switches under the common one
-    return Affinity.PIX if below == 0 else Affinity.PXB
+    # The deepest common bridge (a switch, or the root port both sit on) plus every bridge
+    # below it on either side.
+    crossed = 1 + (len(ha) - common) + (len(hb) - common)
+    return Affinity.PIX if crossed == 1 else Affinity.PXB
+
+
+def adapter(f: PciFunction) -> str:
+    """The adapter a function belongs to: its PCI device (domain:bus:device), whose functions
+    are the ports of one card (a dual-port ConnectX-7: 0000:41:00.0 and 0000:41:00.1)."""
+    return f.bdf.rpartition(".")[0]
 
 
 def assign(
-    gpus: list[PciFunction], nics: list[PciFunction], limit: Affinity = Affinity.PXB, single_numa_node: bool = False
+    gpus: list[PciFunction],
+    nics: list[PciFunction],
+    limit: Affinity = Affinity.PXB,
+    single_numa_node: bool = False,
+    split_ports: bool = False,
 ) -> dict[str, list[str]]:
     """Give each NIC to at most one GPU: nearest first, balanced, deterministic.
 
-    Rounds: in each round every GPU may take one more NIC, so no GPU gets a second NIC while
-    another that could use one has none. Within a round the candidate pairs are taken in
-    order of (class, GPU order, NIC order): the nearest pairs first, ties broken by the
+    The unit handed out is an adapter: all NICs of one PCI device (its ports) go to the same
+    GPU, as NCCL would use them all from one GPU; with `split_ports` each NIC is a unit of its
+    own. Rounds: in each round every GPU may take one more unit, so no GPU gets a second one
+    while another that could use one has none. Within a round the candidate pairs are taken
+    in order of (class, GPU order, unit order): the nearest pairs first, ties broken by the
     order of the inputs (callers pass PCI order). Only pairs of class <= `limit` count.
     Returns {gpu bdf: [nic bdf, ...]} with every GPU present."""
     out: dict[str, list[str]] = {g.bdf: [] for g in gpus}
+    units: dict[str, list[PciFunction]] = {}
+    for n in nics:
+        units.setdefault(n.bdf if split_ports else adapter(n), []).append(n)
+    members = list(units.values())
     pairs = []
     for gi, g in enumerate(gpus):
-        for ni, n in enumerate(nics):
-            link = classify(g, n, single_numa_node)
+        for ui, unit in enumerate(members):
+            link = min(classify(g, n, single_numa_node) for n in unit)
             if link <= limit and link != Affinity.X:
-                pairs.append((link, gi, ni))
+                pairs.append((link, gi, ui))
     pairs.sort()
     taken: set[int] = set()
     while pairs:
         this_round: set[int] = set()
-        for _affinity, gi, ni in pairs:
-            if gi not in this_round and ni not in taken:
+        for _affinity, gi, ui in pairs:
+            if gi not in this_round and ui not in taken:
                 this_round.add(gi)
-                taken.add(ni)
-                out[gpus[gi].bdf].append(nics[ni].bdf)
+                taken.add(ui)
+                out[gpus[gi].bdf].extend(n.bdf for n in members[ui])
         if not this_round:
             break
         pairs = [p for p in pairs if p[2] not in taken]

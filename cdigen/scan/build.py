@@ -4,8 +4,12 @@ The spec holds only fields the reference Go loader knows, in the Go structs' key
 fields omitted, and `cdiVersion` set to the minimum its fields require (docs/cdi-conformance.md).
 One device per usable GPU and name strategy, plus `all`. Each GPU device carries its
 /dev/nvidiaN, DRM nodes, the RDMA char devices of its NICs, their netdevs as `netDevices`,
-their settings in annotations, and one createRuntime hook (`cdigen hook --netdev ...`) that
-applies those settings (docs/netdev.md).
+their settings in annotations, and two hook entries with the same arguments: createRuntime
+(`cdigen hook --netdev ...`) applies those settings, poststop (`cdigen hook --poststop
+--netdev ...`) brings the netdevs home (docs/netdev.md). The spec's own edits carry the
+control nodes and the driver files (read-only bind mounts, and a createContainer hook,
+`cdigen hook ldcache`, that makes the libraries findable); the devices around the GPUs
+(GDRCopy, GPUDirect Storage, IMEX channels, MIG instances) follow `all` (docs/gpu.md).
 """
 
 from dataclasses import dataclass, field
@@ -13,8 +17,8 @@ from dataclasses import dataclass, field
 from cdigen import hookentry, netdev
 from cdigen.errors import BadArgument, NoGPU
 from cdigen.scan import DEFAULT_CDI_VERSION, DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, NAME_STRATEGIES
-from cdigen.scan.affinity import Affinity, assign
-from cdigen.scan.model import CharDev, Gpu, Nic, ScanWarning, Topology
+from cdigen.scan.affinity import Affinity, assign, classify
+from cdigen.scan.model import CharDev, Gpu, Mount, Nic, ScanWarning, Topology
 
 ANNOTATIONS_SINCE = "0.6.0"
 NET_DEVICES_SINCE = "1.1.0"
@@ -27,11 +31,15 @@ class BuildOptions:
     cls: str = DEFAULT_CLASS
     name_strategies: tuple[str, ...] = ("index",)
     nic_affinity: Affinity = Affinity.PXB
-    # host interface -> {"name", "address", "mask", "mtu"} (any subset), from --netdev-config
+    split_ports: bool = False  # the ports of one adapter may go to different GPUs
+    # host interface -> {"name", "address", "mask", "mtu"} (any subset): the netdev config file
     netdev_config: dict[str, dict] = field(default_factory=dict)
-    netdev_config_path: str = "--netdev-config"  # named in warnings
+    netdev_config_path: str = ""  # that file's name, for warnings ("": not from a file)
     netdev_name: str | None = None  # container-name template, e.g. "net{index}"
     cdi_version: str = DEFAULT_CDI_VERSION  # the newest cdiVersion the spec's readers accept
+    # Only the NICs, keyed by GPU (no GPU nodes, driver files or GPUDirect devices): for a host
+    # whose GPUs come from nvidia-ctk's spec (docs/gpu.md, "Beside nvidia-ctk").
+    nic_only: bool = False
 
 
 def candidate_nics(topo: Topology) -> list[Nic]:
@@ -42,13 +50,47 @@ def candidate_nics(topo: Topology) -> list[Nic]:
     return [n for n in topo.nics if n.rdma and not n.is_vf]
 
 
-def assignment(topo: Topology, limit: Affinity = Affinity.PXB) -> dict[str, list[Nic]]:
-    """{gpu bdf: [Nic, ...]} for every usable GPU (docs/topology.md, "Assignment").
-    Ties go by PCI order (not by minor, which changes when a driver is rebound)."""
+def assignment(topo: Topology, limit: Affinity = Affinity.PXB, split_ports: bool = False) -> dict[str, list[Nic]]:
+    """{gpu bdf: [Nic, ...]} for every usable GPU (docs/topology.md, "Assignment"): the ports
+    of one adapter go to one GPU unless `split_ports`. Ties go by PCI order (not by minor,
+    which changes when a driver is rebound)."""
     gpus, nics = topo.usable_gpus, candidate_nics(topo)
     by_bdf = {n.bdf: n for n in nics}
-    chosen = assign([topo.pci[g.bdf] for g in gpus], [topo.pci[n.bdf] for n in nics], limit, topo.single_numa_node)
+    chosen = assign(
+        [topo.pci[g.bdf] for g in gpus],
+        [topo.pci[n.bdf] for n in nics],
+        limit,
+        topo.single_numa_node,
+        split_ports,
+    )
     return {bdf: [by_bdf[b] for b in nic_bdfs] for bdf, nic_bdfs in chosen.items()}
+
+
+def _nothing_within(topo: Topology, gpus: list[Gpu], candidates: list[Nic], limit: Affinity) -> ScanWarning:
+    """Why no GPU got a NIC, about the NIC affinity: the nearest class there is, and whether
+    the PCI tree is flat (every GPU and NIC on a host bridge of its own, as in cloud VMs),
+    which no affinity below NODE can pair."""
+    single = topo.single_numa_node
+    nearest = min(
+        (classify(topo.pci[g.bdf], topo.pci[n.bdf], single), i, j)
+        for i, g in enumerate(gpus)
+        for j, n in enumerate(candidates)
+    )
+    affinity, gpu, nic = nearest[0], gpus[nearest[1]], candidates[nearest[2]]
+    text = f"no RDMA NIC is within {limit.name} of any GPU ({len(candidates)} left out)"
+    roots = [topo.pci[d.bdf].root for d in [*gpus, *candidates]]
+    if len(set(roots)) == len(roots):
+        why = "every GPU and RDMA NIC is on a PCI host bridge of its own"
+        if {topo.pci[d.bdf].numa_node for d in [*gpus, *candidates]} == {-1} and not single:
+            why += " and no NUMA node is known"
+        text += f": the PCI tree is flat ({why}, as in cloud VMs), so the nearest are {affinity.name}"
+    else:
+        text += f"; the nearest are {affinity.name}, e.g. GPU {gpu.bdf} and {nic.label} ({nic.bdf})"
+    return ScanWarning(
+        limit.name.lower(),
+        f"{text}: widen it to {affinity.name.lower()} to pair them",
+        argument="nic_affinity",
+    )
 
 
 def check_name_template(template: str) -> str:
@@ -101,12 +143,17 @@ def _netdev_settings(
     known = {nd.name for nic in topo.nics for nd in nic.netdevs}
     for host in sorted(opts.netdev_config):
         if host not in known:
-            warnings.append(ScanWarning(opts.netdev_config_path, f"{host}: no such network interface; ignored"))
+            warnings.append(
+                ScanWarning(
+                    opts.netdev_config_path, f"{host}: no such network interface; ignored", argument="netdev_config"
+                )
+            )
         elif host not in out:
             warnings.append(
                 ScanWarning(
                     opts.netdev_config_path,
-                    f"{host}: not assigned to any GPU (--nic-affinity {opts.nic_affinity.name.lower()}); ignored",
+                    f"{host}: not assigned to any GPU (NIC affinity {opts.nic_affinity.name}); ignored",
+                    argument="netdev_config",
                 )
             )
     return out
@@ -130,10 +177,62 @@ def _edits(
     if settings:
         if version_key(target) >= version_key(NET_DEVICES_SINCE):
             edits["netDevices"] = [{"hostInterfaceName": s.host, "name": s.container_name} for s in settings]
-        edits["hooks"] = [hookentry.cdi_hook(hook_path, [s.to_arg() for s in settings])]
+        edits["hooks"] = hookentry.cdi_hooks(hook_path, [s.to_arg() for s in settings])
         if version_key(target) >= version_key(ANNOTATIONS_SINCE):
             annotations = {netdev.annotation_key(s.host): s.to_text() for s in settings}
     return annotations, edits
+
+
+RO_OPTIONS = ["ro", "nosuid", "nodev", "bind"]
+IPC_OPTIONS = ["nosuid", "nodev", "noexec", "bind"]  # sockets and pipe directories: clients write
+
+
+def _mount(m: Mount) -> dict:
+    """A CDI mount without `type` (0.4.0): the `bind` option makes it a bind mount for runc and
+    crun, and the spec stays loadable by every CDI library (0.3.0)."""
+    options = IPC_OPTIONS if m.writable else RO_OPTIONS
+    return {"hostPath": m.host, "containerPath": m.container, "options": list(options)}
+
+
+def _common_edits(topo: Topology, hook_path: str) -> dict:
+    """The spec's own containerEdits: the control nodes every GPU needs and the driver files,
+    with the createContainer hook that makes the libraries findable (docs/gpu.md)."""
+    edits: dict = {}
+    if topo.control:
+        edits["deviceNodes"] = [_node(c) for c in topo.control]
+    driver = topo.driver
+    if driver is not None and (driver.folders or driver.links):
+        edits["hooks"] = [hookentry.ldcache_hook(hook_path, driver.folders, driver.links)]
+    if driver is not None and driver.mounts:
+        edits["mounts"] = [_mount(m) for m in driver.mounts]
+    return edits
+
+
+def _gpudirect_devices(topo: Topology, gpus: list[Gpu], strategies) -> list[dict]:
+    """The devices around the GPUs, each requested on its own (docs/gpu.md): `gdrcopy`, `gds`,
+    `imex-channel<N>`, and per MIG instance `<GPU name>-gi<G>-ci<C>` under each name strategy."""
+    gd = topo.gpudirect
+    if gd is None:
+        return []
+    out = []
+    if gd.gdrdrv is not None:
+        out.append(_device("gdrcopy", {}, {"deviceNodes": [_node(gd.gdrdrv)]}))
+    if gd.nvidia_fs:
+        edits: dict = {"deviceNodes": [_node(c) for c in gd.nvidia_fs]}
+        if gd.gds_mounts:
+            edits["mounts"] = [_mount(m) for m in gd.gds_mounts]
+        out.append(_device("gds", {}, edits))
+    for channel in gd.imex:
+        out.append(_device(f"imex-channel{channel.minor}", {}, {"deviceNodes": [_node(channel)]}))
+    by_minor = {g.minor: g for g in gpus}
+    for strategy in strategies:
+        for mig in gd.mig:
+            gpu = by_minor.get(mig.gpu_minor)
+            name = gpu and {"index": f"gpu{gpu.minor}", "uuid": gpu.uuid, "pci": gpu.bdf}[strategy]
+            if name:
+                nodes = [gpu.node, *mig.caps]
+                out.append(_device(f"{name}-gi{mig.gi}-ci{mig.ci}", {}, {"deviceNodes": [_node(c) for c in nodes]}))
+    return out
 
 
 def _device(name: str, annotations: dict, edits: dict) -> dict:
@@ -179,27 +278,33 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
             )
         )
     warnings: list[ScanWarning] = []
-    chosen = assignment(topo, opts.nic_affinity)
+    chosen = assignment(topo, opts.nic_affinity, opts.split_ports)
     candidates = candidate_nics(topo)
     if candidates and not any(chosen[g.bdf] for g in gpus):
-        # Typical of cloud VMs (every device on its own PCI domain): say so instead of
-        # silently emitting GPUs without NICs.
-        warnings.append(
-            ScanWarning(
-                "/sys/class/infiniband",
-                (
-                    f"no RDMA NIC is within {opts.nic_affinity.name} of any GPU, {len(candidates)} left out "
-                    "(a flat PCI tree, as in cloud VMs?); see `cdigen topo`, widen with --nic-affinity node"
-                ),
-            )
-        )
+        # Say so instead of silently emitting GPUs without NICs.
+        warnings.append(_nothing_within(topo, gpus, candidates, opts.nic_affinity))
     settings = _netdev_settings(topo, chosen, gpus, opts, warnings)
+    if topo.gpudirect is not None:
+        from cdigen.scan.gpudirect import rdma_warnings
 
+        warnings += rdma_warnings(topo, chosen)
+
+    # /dev/infiniband/rdma_cm serves RDMA connection setup: only devices that carry a NIC get it.
+    with_nic = [topo.rdma_cm] if topo.rdma_cm else []
     per_gpu = {}
     for gpu in gpus:
         nics = chosen[gpu.bdf]
-        nodes = [gpu.node, *gpu.drm, *(c for nic in nics for c in nic.chardevs)]
+        own = [] if opts.nic_only else [gpu.node, *gpu.drm]
+        nodes = [*own, *(c for nic in nics for c in nic.chardevs), *(with_nic if nics else [])]
         per_gpu[gpu.bdf] = (nodes, [settings[nd.name] for nic in nics for nd in nic.netdevs])
+    if opts.nic_only:
+        # A device needs edits: a GPU without a NIC has none to give.
+        gpus = [g for g in gpus if chosen[g.bdf]]
+        if not gpus:
+            raise BadArgument(
+                "nic_only",
+                f"no GPU has an RDMA NIC within {opts.nic_affinity.name}: the spec would have no device",
+            )
 
     devices = []
     for strategy in dict.fromkeys(opts.name_strategies):
@@ -217,14 +322,17 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
                 continue
             check_device_name(name)
             devices.append(_device(name, *_edits(*per_gpu[gpu.bdf], opts.hook_path, opts.cdi_version)))
-    all_nodes = [c for g in gpus for c in per_gpu[g.bdf][0]]
+    any_nic = any(chosen[g.bdf] for g in gpus)
+    all_nodes = [c for g in gpus for c in per_gpu[g.bdf][0] if c not in with_nic] + (with_nic if any_nic else [])
     all_settings = [s for g in gpus for s in per_gpu[g.bdf][1]]
     devices.append(_device("all", *_edits(all_nodes, all_settings, opts.hook_path, opts.cdi_version)))
+    if not opts.nic_only:
+        devices += _gpudirect_devices(topo, gpus, dict.fromkeys(opts.name_strategies))
 
-    common = list(topo.control) + ([topo.rdma_cm] if topo.rdma_cm else [])
+    common = {} if opts.nic_only else _common_edits(topo, opts.hook_path)
     spec: dict = {"cdiVersion": "", "kind": f"{opts.vendor}/{opts.cls}", "devices": devices}
     if common:
-        spec["containerEdits"] = {"deviceNodes": [_node(c) for c in common]}
+        spec["containerEdits"] = common
     spec["cdiVersion"] = minimum_version(spec)
     if version_key(spec["cdiVersion"]) > version_key(opts.cdi_version):  # only digit-first device names do this
         raise BadArgument(

@@ -30,14 +30,14 @@ class PciFunction:
     numa_node: int = -1  # -1: unknown
     physfn: str | None = None  # set on an SR-IOV VF: its PF's BDF
     virtfns: tuple[str, ...] = ()  # set on an SR-IOV PF: its VFs' BDFs
-
-    @property
-    def switches(self) -> tuple[str, ...]:
-        """Upstream ports of the PCIe switches above this function, top first.
-
-        chain[:-1] are bridges: root port, then (switch upstream port, downstream port) pairs;
-        the upstream ports identify switches (NCCL's "rewind two /"; docs/topology.md)."""
-        return self.chain[:-1][1::2]
+    # A bridge's PCI Express port type, from its `config`: "root" (root port), "upstream" or
+    # "downstream" (switch ports), "bridge" (any other bridge); None: not a bridge, or unreadable.
+    bridge_kind: str | None = None
+    # The bridges a path from this function up to the host bridge crosses, top first, as
+    # nvidia-smi counts them: a root port, a switch (named by its upstream port), any other
+    # bridge. Set by discovery from the bridges' port types; None: derived from `chain` by depth
+    # (affinity.bridge_hops, docs/topology.md "Classes").
+    hops: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,6 @@ class Gpu:
     bdf: str
     minor: int | None  # /dev/nvidia<minor>; None when no nvidia driver is bound
     uuid: str | None = None
-    model: str | None = None
     driver: str | None = None
     drm: tuple[CharDev, ...] = ()  # /dev/dri/cardN, /dev/dri/renderDN
 
@@ -104,8 +103,65 @@ def nic_label(rdma: list[str], netdevs: list[str], bdf: str) -> str:
 
 @dataclass(frozen=True)
 class ScanWarning:
-    path: str  # the file or directory concerned, relative to the scanned root ("/sys/...")
+    """Something the scan could not read, or a choice the caller may want to revisit.
+
+    Without `argument`, `path` is the file or directory concerned, relative to the scanned
+    root ("/sys/..."). With `argument`, the warning is about that value the caller passed,
+    named in the library's terms ("nic_affinity", "netdev_config": the command line names
+    the option, as for errors.BadArgument), and `path` is its value."""
+
+    path: str
     reason: str
+    argument: str | None = None
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host file or directory bound into the container at `container`: read-only, unless
+    `writable` (IPC sockets and pipe directories, which clients write to)."""
+
+    host: str
+    container: str
+    writable: bool = False
+
+
+@dataclass
+class DriverFiles:
+    """The driver userspace a container needs (docs/gpu.md): its mounts, the container
+    directories that hold its libraries (for ldconfig), and the links to make there:
+    (container path of the link, its target: a file name in the same directory)."""
+
+    version: str
+    mounts: list[Mount] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MigDevice:
+    """A MIG instance (GPU instance `gi`, compute instance `ci`) of the GPU /dev/nvidia<gpu_minor>,
+    with its two capability nodes /dev/nvidia-caps/nvidia-cap<N> (GI access, CI access)."""
+
+    gpu_minor: int
+    gi: int
+    ci: int
+    caps: tuple[CharDev, ...]
+
+
+@dataclass
+class GpuDirect:
+    """The devices around the GPUs (docs/gpu.md, "GPUDirect and friends") and what GPUDirect
+    RDMA needs: `rdma` holds, per (GPU bdf, NIC bdf), a verdict ("yes", "cpu", "no"), why, and
+    the switch ports whose ACS sends that pair's peer-to-peer traffic up to the root complex."""
+
+    gdrdrv: CharDev | None = None
+    nvidia_fs: tuple[CharDev, ...] = ()
+    gds_mounts: tuple[Mount, ...] = ()  # /etc/cufile.json, /run/udev
+    imex: tuple[CharDev, ...] = ()
+    mig: tuple[MigDevice, ...] = ()
+    peermem: bool = False  # module nvidia_peermem loaded
+    dmabuf: bool | None = None  # DMA-BUF possible (open kernel module, Linux 5.12+); None: unknown
+    rdma: dict[tuple[str, str], tuple[str, str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -117,6 +173,8 @@ class Topology:
     rdma_cm: CharDev | None = None
     numa_nodes: tuple[int, ...] | None = None  # /sys/devices/system/node/online; None: unknown
     warnings: list[ScanWarning] = field(default_factory=list)
+    driver: DriverFiles | None = None  # scan/driver.py; None: not looked for, or nothing found
+    gpudirect: GpuDirect | None = None  # scan/gpudirect.py; None: not looked for
 
     @property
     def usable_gpus(self) -> list[Gpu]:

@@ -1,18 +1,50 @@
 """`cdigen topo`: the GPU/NIC matrix and the assignment as plain data (the CLI renders it as
 the table that `nvidia-smi topo -m` users know, or prints it as JSON)."""
 
+import re
+
 from cdigen.scan.affinity import Affinity, classify
 from cdigen.scan.build import assignment
-from cdigen.scan.model import Topology
+from cdigen.scan.model import RdmaDevice, Topology
 
 
-def topo_report(topo: Topology, limit: Affinity) -> dict:
-    """The matrix and assignment as plain data (what `topo --json` prints)."""
+def _uverbs(r: RdmaDevice) -> int | None:
+    for c in r.chardevs:
+        number = c.path.removeprefix("/dev/infiniband/uverbs")
+        if number != c.path and number.isdigit():
+            return int(number)
+    return None
+
+
+def rdma_order(topo: Topology) -> list[RdmaDevice]:
+    """Every RDMA device (VFs' too) in the order nvidia-smi numbers them NIC0, NIC1, ...: the
+    order the kernel registered them in, which their uverbs numbers follow (mlx5_9 before
+    mlx5_10, a bond made later after both), then by name, digits as numbers
+    (docs/topology.md, "cdigen topo")."""
+
+    def key(r: RdmaDevice):
+        uverbs = _uverbs(r)
+        natural = tuple(int(p) if i % 2 else p for i, p in enumerate(re.split(r"(\d+)", r.name)))
+        return (uverbs is None, uverbs or 0, natural)
+
+    return sorted((r for n in topo.nics for r in n.rdma), key=key)
+
+
+def topo_report(topo: Topology, limit: Affinity, split_ports: bool = False) -> dict:
+    """The matrix and assignment as plain data (what `topo --json` prints).
+
+    Columns: the GPUs in PCI order (nvidia-smi's GPU index), then the RDMA NICs that are not
+    VFs, each named NICk after nvidia-smi's number for its (first) RDMA device, in that order.
+    Functions without an RDMA device (plain Ethernet) are not in nvidia-smi's matrix: they
+    are listed apart, unnumbered."""
     single = topo.single_numa_node
     gpus = list(topo.gpus)  # PCI order, like nvidia-smi's GPU index
-    nics = [n for n in topo.nics if not n.is_vf]
-    names = {g.bdf: f"GPU{i}" for i, g in enumerate(gpus)} | {n.bdf: f"NIC{i}" for i, n in enumerate(nics)}
-    chosen = assignment(topo, limit)
+    number = {r.name: k for k, r in enumerate(rdma_order(topo))}
+    nics = sorted((n for n in topo.nics if n.rdma and not n.is_vf), key=lambda n: min(number[r.name] for r in n.rdma))
+    names = {g.bdf: f"GPU{i}" for i, g in enumerate(gpus)} | {
+        n.bdf: f"NIC{min(number[r.name] for r in n.rdma)}" for n in nics
+    }
+    chosen = assignment(topo, limit, split_ports)
     items = [g.bdf for g in gpus] + [n.bdf for n in nics]
     matrix = {names[a]: {names[b]: classify(topo.pci[a], topo.pci[b], single).name for b in items} for a in items}
 
@@ -20,8 +52,12 @@ def topo_report(topo: Topology, limit: Affinity) -> dict:
         n = topo.pci[bdf].numa_node
         return n if n >= 0 else (0 if single else None)
 
+    def netdevs(nic):
+        return [{"name": d.name, "linkLayer": d.link_layer, "mtu": d.mtu} for d in nic.netdevs]
+
     return {
         "nicAffinity": limit.name.lower(),
+        "splitPorts": split_ports,
         "gpus": [
             {
                 "name": names[g.bdf],
@@ -41,10 +77,15 @@ def topo_report(topo: Topology, limit: Affinity) -> dict:
                 "pciAddress": n.bdf,
                 "numaNode": numa(n.bdf),
                 "rdma": [r.name for r in n.rdma],
-                "netdevs": [{"name": d.name, "linkLayer": d.link_layer, "mtu": d.mtu} for d in n.netdevs],
+                "netdevs": netdevs(n),
                 "vfs": list(n.vfs),
             }
             for n in nics
+        ],
+        "otherNics": [
+            {"pciAddress": n.bdf, "numaNode": numa(n.bdf), "netdevs": netdevs(n)}
+            for n in topo.nics
+            if not n.rdma and not n.is_vf
         ],
         "matrix": matrix,
     }

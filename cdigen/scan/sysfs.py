@@ -4,12 +4,14 @@ Never raises on a bad, missing or unreadable file: it records a `ScanWarning` na
 and scans the rest. Device numbers come from sysfs `dev` files and /proc (docs/topology.md),
 never from stat of /dev. Cost: one readlink per PCI function/netdev/RDMA device (kernfs links
 are relative and the directories below sys/devices are real, so readlink + normpath is the
-realpath) and a handful of small reads; no subprocesses.
+realpath), a handful of small reads, and one 256-byte read of `config` per bridge; no
+subprocesses.
 """
 
 import os
 import re
 
+from cdigen.scan.affinity import bridge_hops
 from cdigen.scan.model import (
     NVIDIA_MAJOR,
     NVIDIA_VENDOR,
@@ -56,6 +58,19 @@ class _Reader:
         except OSError as e:
             self.warn(rel, f"unreadable: {e.strerror}")
         return None
+
+    def raw(self, rel: str, size: int) -> bytes | str:
+        """The first `size` bytes of a binary file, or why they cannot be read (no warning)."""
+        try:
+            fd = os.open(self.path(rel), os.O_RDONLY)
+            try:
+                return os.read(fd, size)
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            return "missing"
+        except OSError as e:
+            return f"unreadable: {e.strerror}"
 
     def number(self, rel: str, base: int, missing_ok: bool = False) -> int | None:
         text = self.text(rel, missing_ok)
@@ -114,8 +129,34 @@ def _nearest_bdf(devpath: str, stop: str) -> str | None:
     return None
 
 
+_PORT_KINDS = {0x4: "root", 0x5: "upstream", 0x6: "downstream"}  # PCIe Device/Port Type; else "bridge"
+
+
+def _bridge_kind(config: bytes) -> str:
+    """A bridge's kind from its config space (docs/topology.md): the Device/Port Type field
+    (bits 7:4 of the capabilities register) of the PCI Express capability (ID 0x10), found by
+    walking the capability list from the pointer at 0x34. A bridge without that capability
+    (conventional PCI) is a "bridge". ValueError: too short to tell, or a broken list."""
+    if len(config) < 0x40:
+        raise ValueError(f"{len(config)} bytes, not even the header")
+    if not config[0x06] & 0x10:  # Status: Capabilities List
+        return "bridge"
+    pos, seen = config[0x34] & 0xFC, set()
+    while pos:
+        if pos + 4 > len(config) and pos >= 0x40:
+            raise ValueError(f"{len(config)} bytes, the capabilities are beyond them (reading them needs root)")
+        if pos < 0x40 or pos in seen:
+            raise ValueError(f"broken capability list (pointer 0x{pos:02x})")
+        seen.add(pos)
+        if config[pos] == 0x10:
+            return _PORT_KINDS.get((config[pos + 2] >> 4) & 0xF, "bridge")
+        pos = config[pos + 1] & 0xFC
+    return "bridge"
+
+
 def _pci(r: _Reader) -> dict[str, PciFunction]:
     pci: dict[str, PciFunction] = {}
+    unknown: list[tuple[str, str]] = []  # bridges whose port type could not be read: (config path, why)
     base = "sys/bus/pci/devices"
     for bdf in r.listdir(base, missing_ok=False):
         rel = f"{base}/{bdf}"
@@ -140,7 +181,15 @@ def _pci(r: _Reader) -> dict[str, PciFunction]:
             class_code=r.number(f"{devpath}/class", 16),
         )
         if fn.class_code is not None and fn.class_code >> 8 == 0x0604:
-            pci[bdf] = fn  # a bridge: its place in the tree is all that matters
+            # A bridge: its place in the tree and its port type are all that matters.
+            config = r.raw(f"{devpath}/config", 256)  # the PCIe capability lies in the first 256
+            try:
+                if isinstance(config, str):
+                    raise ValueError(config)
+                fn.bridge_kind = _bridge_kind(config)
+            except ValueError as e:
+                unknown.append((f"{devpath}/config", str(e)))
+            pci[bdf] = fn
             continue
         numa = r.number(f"{devpath}/numa_node", 10, missing_ok=True)
         fn.numa_node = numa if numa is not None and numa >= 0 else -1
@@ -156,6 +205,17 @@ def _pci(r: _Reader) -> dict[str, PciFunction]:
     for pf, children in vfs.items():
         if pf in pci:
             pci[pf].virtfns = tuple(children)
+    if unknown:
+        (path, why), others = unknown[0], len(unknown) - 1
+        r.warn(
+            path,
+            f"no PCIe port type ({why}); "
+            + (f"it and {others} other bridge{'s' if others > 1 else ''} were" if others else "this bridge was")
+            + " classified by depth (root port, then switch upstream/downstream port pairs)",
+        )
+    kinds = {bdf: fn.bridge_kind for bdf, fn in pci.items() if fn.bridge_kind}
+    for fn in pci.values():
+        fn.hops = bridge_hops(fn.chain, kinds)
     return pci
 
 
@@ -199,16 +259,7 @@ def _gpus(r: _Reader, pci: dict[str, PciFunction]) -> list[Gpu]:
                     drm.append(CharDev(f"/dev/dri/{name}", *num))
         drm.sort(key=lambda c: (not c.path.startswith("/dev/dri/card"), c.minor))
         uuid = info.get("GPU UUID") or None
-        gpus.append(
-            Gpu(
-                bdf,
-                minor,
-                uuid if uuid and uuid.startswith("GPU-") else None,
-                info.get("Model") or None,
-                fn.driver,
-                tuple(drm),
-            )
-        )
+        gpus.append(Gpu(bdf, minor, uuid if uuid and uuid.startswith("GPU-") else None, fn.driver, tuple(drm)))
     return gpus
 
 

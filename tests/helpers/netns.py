@@ -5,6 +5,7 @@ removed in its cleanup, even when the test fails: namespaces deleted (their virt
 die with them), host links deleted by name. Names carry a random suffix so reruns never clash.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -130,6 +131,22 @@ class Net:
         for name in self._links:
             if link(name) is not None:
                 sh("ip", "link", "del", name, check=False)
+            with contextlib.suppress(OSError):  # the record file the hook wrote for it
+                os.unlink(os.path.join(os.environ.get("CDIGEN_STATE_DIR") or "/run/cdigen", "netdevs", f"{name}.json"))
+
+
+def come_home(net, name: str | None, mtu: int, record: str) -> str:
+    """The outcome of the kernel returning a physical NIC from a dead container namespace
+    (which no test here can produce: a veth dies with its namespace instead): a fresh veth end
+    in the host namespace under `name` (None: `dev<ifindex>`, the name the kernel picks when
+    the inside name is taken), with the inside MTU, cdigen's alias `record`, no address, down.
+    Returns its name."""
+    dev, _peer = net.veth()  # the peer is registered: deleting it removes `dev` whatever its name
+    if name is None:
+        name = f"dev{link(dev)['ifindex']}"
+    ip("link", "set", "dev", dev, "name", name)
+    ip("link", "set", "dev", name, "mtu", str(mtu), "alias", record)
+    return name
 
 
 def move(name: str, netns: str, new_name: str) -> None:

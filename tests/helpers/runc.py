@@ -27,11 +27,11 @@ def runc_skip_reason() -> str | None:
 
 
 def build_rootfs(directory) -> str:
-    """rootfs/bin/busybox with sh and ip links: enough for `ip addr`."""
+    """rootfs/bin/busybox with sh, ip and cat links: enough for `ip addr` and sysfs files."""
     rootfs = os.path.join(directory, "rootfs")
     os.makedirs(os.path.join(rootfs, "bin"), exist_ok=True)
     shutil.copy2(shutil.which("busybox"), os.path.join(rootfs, "bin", "busybox"))
-    for applet in ("sh", "ip"):
+    for applet in ("sh", "ip", "cat"):
         os.symlink("busybox", os.path.join(rootfs, "bin", applet))
     return rootfs
 

@@ -240,8 +240,9 @@ def scan_device(
 ) -> dict:
     """A device as `cdigen scan` writes it: its device nodes; for each (host interface, container
     name) in `nics` a netDevices entry and a `netdev.cdigen.io/<host>` annotation holding its
-    settings (`settings[host]`, default `name=<container name>`); and one `cdigen hook`
-    createRuntime hook with a `--netdev host=settings` argument per interface."""
+    settings (`settings[host]`, default `name=<container name>`); and two `cdigen hook` entries
+    with a `--netdev host=settings` argument per interface: createRuntime, and poststop
+    (`cdigen hook --poststop ...`)."""
     edits: dict = {}
     if nodes:
         edits["deviceNodes"] = list(nodes)
@@ -254,7 +255,10 @@ def scan_device(
             args = ["cdigen", "hook"]
             for host, _ in nics:
                 args += ["--netdev", f"{host}={annotations[f'netdev.cdigen.io/{host}']}"]
-            edits["hooks"] = [{"hookName": "createRuntime", "path": hook_path, "args": args}]
+            edits["hooks"] = [
+                {"hookName": "createRuntime", "path": hook_path, "args": args},
+                {"hookName": "poststop", "path": hook_path, "args": args[:2] + ["--poststop"] + args[2:]},
+            ]
     return device(name, edits, annotations)
 
 

@@ -1,0 +1,45 @@
+"""The command line of `cdigen hook ldcache`, parsed by hand like `cdigen hook` (cli/hook.py
+dispatches here): the createContainer hook that a spec with driver files carries."""
+
+import sys
+
+from cdigen import hookentry
+from cdigen.errors import UsageError
+
+USAGE = """\
+usage: cdigen hook ldcache [--folder DIR]... [--link LINK=TARGET]...
+
+OCI createContainer hook of a cdigen spec that mounts the NVIDIA driver's libraries: reads
+the container state (JSON) on stdin and, inside the container's root (config.json root.path),
+makes each link LINK -> TARGET where TARGET is there (libcuda.so.1 -> libcuda.so.<version>,
+libcuda.so -> libcuda.so.1, ...), then runs ldconfig over the folders: the container's own
+/sbin/ldconfig, else the host's static one, chrooted, with no capabilities. Paths never
+leave the container's root, files of the image are never replaced, and running it again
+changes nothing. Exit 1, one line, if ldconfig fails.
+
+options:
+  --folder DIR        a container directory holding driver libraries (repeatable)
+  --link LINK=TARGET  a symlink to make: LINK an absolute container path, TARGET a file
+                      name in LINK's directory (repeatable)
+  -h, --help          show this message and exit
+"""
+
+
+def main(argv: list[str]) -> int:
+    try:
+        parsed = hookentry.parse_ldcache_argv(argv)
+    except hookentry.HookArgsError as e:
+        raise UsageError(f"hook ldcache: {e}") from None
+    if parsed is None:
+        sys.stdout.write(USAGE)
+        return 0
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError(
+            "hook ldcache: reads the OCI container state on stdin; "
+            "a container runtime runs it as a createContainer hook"
+        )
+    from cdigen.hook.ldcache import run
+
+    for note in run(sys.stdin.buffer.read(), *parsed):
+        sys.stderr.write(f"cdigen: {note}\n")
+    return 0

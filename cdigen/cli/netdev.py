@@ -1,0 +1,86 @@
+"""`cdigen netdev restore`: bring every device that cdigen marked home (cdigen/hook/restore.py).
+
+Operators run it after a node lost track (a poststop hook that never ran, a NIC that came back
+late), and boot units may run it. cdigen/entry.py dispatches `netdev restore` here without
+importing typer, so that it stays as quick as the poststop hook (docs/benchmarks.md);
+`register` adds the `netdev` group to the typer app only so that `cdigen --help` and
+`cdigen netdev --help` list it.
+"""
+
+import sys
+
+from cdigen.errors import CdigenError, UsageError
+
+SUMMARY = "Bring home the netdevs that cdigen put into containers (host name, MTU, alias)."
+RESTORE_SUMMARY = (
+    "Return every interface carrying cdigen's record in its alias (or only the HOSTIFs named) to "
+    "its host name, host MTU, up state and earlier alias; report each on stdout."
+)
+USAGE = """\
+usage: cdigen netdev restore [HOSTIF]...
+
+Bring home the network interfaces that cdigen put into containers. Each one carries cdigen's
+record in its interface alias ("cdigen host=HOSTIF mtu=MTU up=0|1"); a physical NIC keeps it
+when the kernel returns it from a dead container namespace as net0 or devN. Every such
+interface in this network namespace (or only those of the HOSTIFs named) gets back its host
+name, host MTU, up state and earlier alias. Each is reported on stdout.
+
+Exit status: 0 when every interface is home; 1 when any could not be restored (its host name
+is taken, say), after trying all the others.
+
+options:
+  -h, --help   show this message and exit
+"""
+
+
+def parse_args(argv: list[str]) -> list[str] | None:
+    """The HOSTIF arguments of `netdev restore`; None when help was asked for."""
+    from cdigen import netdev
+
+    if any(arg in ("-h", "--help") for arg in argv):
+        return None
+    for arg in argv:
+        if arg.startswith("-"):
+            raise UsageError(f"netdev restore: unexpected option {arg!r} (see cdigen netdev restore --help)")
+        try:
+            netdev.check_ifname(arg, "HOSTIF")
+        except netdev.NetdevError as e:
+            raise UsageError(f"netdev restore: {e}") from None
+    return list(dict.fromkeys(argv))
+
+
+def main(argv: list[str]) -> int:
+    """`cdigen netdev restore ARGS` (argv after `restore`)."""
+    hosts = parse_args(argv)
+    if hosts is None:
+        sys.stdout.write(USAGE)
+        return 0
+    from cdigen.hook.restore import restore_all
+
+    done, failures = restore_all(hosts)
+    for line in done:
+        sys.stdout.write(f"{line}\n")
+    for line in failures:
+        sys.stdout.write(f"not restored: {line}\n")
+    if not done and not failures:
+        sys.stdout.write("nothing to restore: no interface carries cdigen's record\n")
+    if failures:
+        count = f"{len(failures)} interface{'s' if len(failures) > 1 else ''}"
+        raise CdigenError(f"netdev restore: {count} not restored: {'; '.join(failures)}")
+    return 0
+
+
+def register(app) -> None:
+    """The `netdev` command group of the typer app (for --help; entry.py runs `restore`)."""
+    import typer
+
+    group = typer.Typer(name="netdev", help=SUMMARY, no_args_is_help=True)
+
+    @group.command(
+        help=RESTORE_SUMMARY + " (cdigen netdev restore --help)",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    )
+    def restore(ctx: typer.Context) -> None:
+        raise typer.Exit(main(list(ctx.args)))
+
+    app.add_typer(group, name="netdev")

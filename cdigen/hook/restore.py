@@ -1,0 +1,211 @@
+"""Bring home the devices cdigen put into containers: their host name, host MTU, up state and
+earlier alias, from the record in their alias (cdigen/hook/record.py; docs/netdev.md,
+"Lifecycle").
+
+Three callers: the poststop hook (`poststop`), the createRuntime hook when it finds a device
+that an earlier container left behind (`settle`), and `cdigen netdev restore` (`restore_all`).
+"""
+
+import time
+
+from cdigen.errors import CdigenError
+from cdigen.hook import record as records
+from cdigen.hook.record import Record
+
+# How long the poststop hook waits for a device that the kernel returns asynchronously after
+# the namespace's last process is gone (cleanup_net runs in a workqueue). Only devices whose
+# record file says they come back are waited for.
+RETURN_WAIT_S = 3.0
+_POLL_S = 0.02
+
+
+def describe(record: Record, link) -> str:
+    """What restoring `link` changes, e.g. "ibp20s0 (was net0, MTU 9000 -> 4092)"."""
+    changes = []
+    if link.name != record.host:
+        changes.append(f"was {link.name}")
+    if link.mtu != record.mtu:
+        changes.append(f"MTU {link.mtu} -> {record.mtu}")
+    return f"{record.host} ({', '.join(changes)})" if changes else record.host
+
+
+def settle(client, link, record: Record) -> str:
+    """Give `link`, a device in `client`'s netns carrying `record`, its host name, MTU, up
+    state and earlier alias; return what changed (`describe`). The alias goes last, so that a
+    failure part-way leaves the record for a later try. CdigenError when the host name is
+    taken by another device, or the kernel refuses a step."""
+    done = describe(record, link)
+    host = record.host
+    if link.name != host:
+        holder = client.get_link(name=host)
+        if holder is not None and holder.index != link.index:
+            raise CdigenError(
+                f"{host}: cannot take its name back from {link.name}: another interface (index "
+                f"{holder.index}) is called {host}"
+            )
+        if link.up:  # renaming an up device fails (EBUSY) unless its driver allows it
+            client.set_link(f"{host}: set {link.name} down to rename it", link.index, up=False)
+        client.set_link(f"{host}: rename {link.name} back to {host}", link.index, name=host)
+    if link.mtu != record.mtu:
+        client.set_link(f"{host}: restore MTU {record.mtu}", link.index, mtu=record.mtu)
+    if record.up:
+        client.set_link(f"{host}: bring it up", link.index, up=True)
+    client.set_link(f"{host}: restore its alias", link.index, alias=record.previous_alias)
+    records.remove_file(host)
+    return done
+
+
+def marked(links: list) -> list[tuple]:
+    """(link, record) for every link carrying a cdigen record."""
+    out = []
+    for link in links:
+        record = records.parse_alias(link.alias)
+        if record is not None:
+            out.append((link, record))
+    return out
+
+
+def find_marked(links: list, host: str, stored=None) -> tuple | None:
+    """(link, record) of the device that is `host`'s: by its alias record, else (when the
+    record file `stored` gives one) by its permanent MAC, for a device whose alias a container
+    changed."""
+    for link, record in marked(links):
+        if record.host == host:
+            return link, record
+    if stored is not None and stored.perm_mac:
+        for link in links:
+            if link.perm_mac == stored.perm_mac:
+                return link, stored.record
+    return None
+
+
+# ---------------------------------------------------------------------------- poststop
+
+
+def _alive_netns(path: str | None):
+    """An RtnetlinkClient and fd for the container's namespace when it outlives the container
+    (a path in config.json that is still a namespace other than ours), else None."""
+    from cdigen.hook import rtnetlink
+
+    if not path:
+        return None
+    try:
+        if rtnetlink.netns_id(path) == rtnetlink.netns_id(rtnetlink.own_netns_path()):
+            return None
+        return rtnetlink.RtnetlinkClient(path)
+    except CdigenError:
+        return None  # gone with the container: the kernel returns what comes back
+
+
+def _bring_back(target, host_fd: int, hosts: list) -> dict[str, str]:
+    """Move every listed device still in a living container netns back to the host under its
+    host name (the hook or the runtime put it there; nothing else will take it out). Returns
+    host -> failure text."""
+    failures = {}
+    links = target.links()
+    for cfg in hosts:
+        found = find_marked(links, cfg.host, records.read_file(cfg.host))
+        if found is None:
+            continue
+        link = found[0]
+        try:
+            target.set_link(
+                f"{cfg.host}: move {link.name} back to the host", link.index, netns_fd=host_fd, name=cfg.host
+            )
+        except CdigenError as e:
+            failures[cfg.host] = str(e)
+    return failures
+
+
+def poststop(hosts: list, netns_path: str | None, wait_s: float = RETURN_WAIT_S) -> list[str]:
+    """The poststop hook's work for the listed interfaces (NetdevSettings; only `host` is
+    used). Returns what it restored; CdigenError naming every interface it could not bring home
+    (after trying all of them)."""
+    import os
+
+    from cdigen.hook import rtnetlink
+
+    if not hosts:
+        return []
+    restored: list[str] = []
+    failures: dict[str, str] = {}
+    with rtnetlink.RtnetlinkClient() as host:
+        target = _alive_netns(netns_path)
+        if target is not None:
+            try:
+                host_fd = rtnetlink.open_netns(rtnetlink.own_netns_path())
+                try:
+                    failures.update(_bring_back(target, host_fd, hosts))
+                finally:
+                    os.close(host_fd)
+            finally:
+                target.close()
+        waiting = {}
+        links = host.links()
+        for cfg in hosts:
+            stored = records.read_file(cfg.host)
+            found = find_marked(links, cfg.host, stored)
+            if found is not None:
+                _settle_into(host, found, restored, failures)
+            elif stored is not None and stored.returns and not any(link.name == cfg.host for link in links):
+                waiting[cfg.host] = stored
+            else:
+                records.remove_file(cfg.host)  # home already, or it died with the namespace
+        deadline = time.monotonic() + wait_s
+        while waiting and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+            links = host.links()
+            for name, stored in list(waiting.items()):
+                found = find_marked(links, name, stored)
+                if found is not None:
+                    del waiting[name]
+                    _settle_into(host, found, restored, failures)
+        for name in waiting:
+            failures[name] = (
+                f"{name}: not back on the host {wait_s:g} s after the container ended (still in a "
+                f"namespace?); `cdigen netdev restore` brings it home once it is back"
+            )
+    if failures:
+        raise CdigenError("; ".join(failures.values()))
+    return restored
+
+
+def _settle_into(host, found: tuple, restored: list, failures: dict) -> None:
+    link, record = found
+    failures.pop(record.host, None)  # a failed move out of a living netns that still got it here
+    try:
+        restored.append(settle(host, link, record))
+    except CdigenError as e:
+        failures[record.host] = str(e)
+
+
+# ---------------------------------------------------------------------------- cdigen netdev restore
+
+
+def restore_all(only: list[str] = ()) -> tuple[list[str], list[str]]:
+    """Every device in this netns that carries a cdigen record (or only those of the host
+    names in `only`) back to its host name, MTU, up state and alias. Returns (what was
+    restored or already home, failures); tries every device before returning."""
+    from cdigen.hook import rtnetlink
+
+    done, failures = [], []
+    with rtnetlink.RtnetlinkClient() as client:
+        links = client.links()
+        found = marked(links)
+        if only:
+            found = [(link, record) for link, record in found if record.host in only]
+        for link, record in found:
+            try:
+                done.append(f"restored {settle(client, link, record)}")
+            except CdigenError as e:
+                failures.append(str(e))
+        hosts_found = {record.host for _link, record in found}
+        names = {link.name for link in links}
+        for host in only:
+            if host in hosts_found:
+                continue
+            if host in names:
+                done.append(f"{host}: already home")
+            else:
+                failures.append(f"{host}: not on the host, and no interface carries cdigen's record for it")
+    return done, failures

@@ -1,0 +1,86 @@
+"""`cdigen apply`'s hand-parsed command line (cdigen/cli/apply.py) and the hot paths' imports:
+apply, the runtime shim and the CNI plugin start without typer or rich (rich only for
+`apply --dry-run`), and `cdigen --help` still lists them."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cdigen.cli.apply import parse_args
+from cdigen.errors import UsageError
+from tests.helpers.proc import run_cdigen
+from tests.helpers.specs import FPGA_SPEC, make_bundle, write_spec
+
+
+def test_options_as_click_parsed_them():
+    args = parse_args(
+        ["--device=a.com/b=c", "B", "--device", "a.com/b=d", "--netdev", "-x", "--no-hook", "--hook-path", "/h"]
+    )
+    assert args["bundle"] == "B" and args["device"] == ["a.com/b=c", "a.com/b=d"]
+    assert args["netdev"] == ["-x"]  # a value may start with '-'
+    assert args["no_hook"] and not args["dry_run"] and args["hook_path"] == "/h"
+    assert parse_args(["--", "-B"])["bundle"] == "-B"
+    assert parse_args(["B", "--hook-path", "/a", "--hook-path", "/b"])["hook_path"] == "/b"  # the last wins
+    assert parse_args(["B", "-h"]) is None and parse_args(["--help"]) is None
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "missing argument BUNDLE"),
+        (["B", "--bogus"], "no such option: --bogus"),
+        (["B", "--device"], "option --device requires an argument"),
+        (["B", "--dry-run=yes"], "option --dry-run does not take a value"),
+        (["A", "B"], "unexpected extra argument (B)"),
+        (["A", "B", "C"], "unexpected extra arguments (B C)"),
+    ],
+)
+def test_usage_errors(argv, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_args(argv)
+
+
+def test_process_help_and_errors():
+    proc = run_cdigen("apply", "--help", check=0)
+    assert proc.stdout.startswith("usage: cdigen apply [OPTIONS] BUNDLE\n")
+    for option in ("--device", "--netdev", "--spec-dir", "--hook-path", "--no-hook", "--print-patch", "--dry-run"):
+        assert option in proc.stdout
+    proc = run_cdigen("apply", check=2)
+    assert proc.stderr == "cdigen: error: apply: missing argument BUNDLE (see cdigen apply --help)\n"
+    assert "apply" in run_cdigen("--help", check=0).stdout
+
+
+def imported(argv: list[str], stdin: str = "", env: dict | None = None) -> set[str]:
+    """The top-level modules loaded by the time `cdigen ARGV` returns (or execs)."""
+    code = (
+        "import os, sys\n"
+        "def report():\n"
+        "    sys.stderr.write('MODULES ' + ' '.join(sorted({m.split('.')[0] for m in sys.modules})) + '\\n')\n"
+        "os.execv = lambda *a: (report(), os._exit(0))\n"  # the runtime shim's exec
+        f"sys.argv = ['cdigen', *{argv!r}]\n"
+        "from cdigen.entry import main\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    report()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True, text=True, env=env)
+    line = next(line for line in proc.stderr.splitlines() if line.startswith("MODULES "))
+    return set(line.split()[1:])
+
+
+def test_hot_paths_import_no_typer_or_rich(tmp_path):
+    spec_dir = tmp_path / "cdi"
+    write_spec(spec_dir, "example-fpga.json", FPGA_SPEC)
+    bundle = make_bundle(tmp_path)
+    apply = ["apply", str(bundle), "--spec-dir", str(spec_dir), "--device", "example.com/fpga=f1"]
+    assert not {"typer", "rich", "click"} & imported([*apply, "--hook-path", "/usr/bin/cdigen"])
+    assert "rich" in imported([*apply, "--dry-run"])  # the diff
+    env = {"PATH": "/usr/bin:/bin", "CDIGEN_RUNTIME": "/bin/true", "CDIGEN_RUNTIME_CONFIG": str(tmp_path / "none.json")}
+    (tmp_path / "none.json").write_text("{}")
+    assert not {"typer", "rich", "click"} & imported(["runtime", "state", "x"], env=env)
+    assert not {"typer", "rich", "click"} & imported(["runtime", "create", "--bundle", str(bundle), "x"], env=env)
+    cni = {"PATH": "/usr/bin:/bin", "CNI_COMMAND": "VERSION"}
+    assert not {"typer", "rich", "click"} & imported(["cni"], stdin=json.dumps({"cniVersion": "1.0.0"}), env=cni)
