@@ -298,3 +298,40 @@ def test_a_config_json_nested_too_deep_is_invalid_input_not_a_recursion_error(tm
         apply_devices(str(bundle), ["cdigen.io/gpu=gpu0"], spec_dirs=[str(spec_dir)], hook_path="/usr/bin/cdigen")
     assert (bundle / "config.json").read_bytes() == before
     assert strictjson.deeper_than(config, 100) and not strictjson.deeper_than({"a": [[{}]]}, 4)
+
+
+# ---------------------------------------------------------------------------- sysfs garbage
+
+
+def test_garbage_sysfs_files_are_warnings_and_the_rest_is_scanned(tree):
+    """Unicode digits, a huge NUMA range and a FIFO standing in for a sysfs file: each one
+    warning naming the file; the other GPUs and NICs are still found, and nothing hangs."""
+    from cdigen.scan.sysfs import discover
+
+    root = tree("numa 0-1\npci 0000:10 numa=0 ports: switch(gpu ib gpu ib)")
+    gpus = sorted(os.listdir(f"{root}/proc/driver/nvidia/gpus"))
+    info = f"{root}/proc/driver/nvidia/gpus/{gpus[0]}/information"
+    with open(info) as f:
+        text = f.read()
+    with open(info, "w") as f:
+        f.write(
+            "".join(
+                line if not line.startswith("Device Minor") else "Device Minor: \t ²\n"
+                for line in text.splitlines(keepends=True)
+            )
+        )
+    with open(f"{root}/sys/devices/system/node/online", "w") as f:
+        f.write("0-999999999999\n")
+    netdev = sorted(os.listdir(f"{root}/sys/class/net"))[0]
+    mtu = os.path.realpath(f"{root}/sys/class/net/{netdev}/mtu")
+    os.unlink(mtu)
+    os.mkfifo(mtu)
+    started = time.monotonic()
+    topo = discover(root)
+    assert time.monotonic() - started < 5
+    reasons = {w.path.rsplit("/", 1)[-1]: w.reason for w in topo.warnings}
+    assert reasons["information"] == "no valid 'Device Minor' (got '²')"
+    assert reasons["online"] == "not a node list: '0-999999999999'"
+    assert reasons["mtu"] == "unreadable: not a regular file"
+    assert [g.minor for g in topo.gpus].count(None) == 1 and len(topo.usable_gpus) == 1
+    assert len([n for n in topo.nics if n.rdma]) == 2 and topo.numa_nodes is None

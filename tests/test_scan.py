@@ -291,7 +291,11 @@ def test_bad_netdev_config_is_invalid_input(tmp_path, content, message):
     "args, message",
     [
         (("--netdev-name", "net0"), "must contain {index}"),
-        (("--netdev-name", "n{index}{colour}"), "only {index} and {gpu} may be used"),
+        (("--netdev-name", "n{index}{colour}"), "only {index} and {gpu} (with a width like :02) may be used"),
+        (("--netdev-name", "{index}{gpu.foo}"), "--netdev-name '{index}{gpu.foo}': only {index} and {gpu}"),
+        (("--netdev-name", "{index}{gpu:>1000000}"), "only {index} and {gpu} (with a width like :02)"),
+        (("--netdev-name", "{index!r}"), "only {index} and {gpu}"),
+        (("--netdev-name", "{index"), "expected '}' before end of string"),
         (("--netdev-name", "verylongprefix_{index}"), "longer than 15 bytes"),
         (("--vendor", "-bad"), "--vendor invalid vendor '-bad'"),
         (("--class", "gpu/x"), "--class invalid class 'gpu/x'"),

@@ -96,13 +96,22 @@ def _nothing_within(topo: Topology, gpus: list[Gpu], candidates: list[Nic], limi
 def check_name_template(template: str) -> str:
     """`{index}` (position of the netdev among all netdevs of the spec) is required so that no
     two netdevs anywhere in the spec share a container name (CDI rejects duplicates within a
-    device, and any combination of devices can be requested together); `{gpu}` is optional."""
-    if "{index}" not in template:
-        raise BadArgument("netdev_name", f"{template!r} must contain {{index}}")
+    device, and any combination of devices can be requested together); `{gpu}` is optional.
+    A field may carry a short width (`{index:02}`), nothing else: an interface name has 15
+    bytes, and `{gpu.attr}` or `{gpu:>1000000}` are no names."""
+    import re
+    import string
+
+    shown = repr(template[:40]) + ("..." if len(template) > 40 else "")
     try:
-        template.format(index=0, gpu=0)
-    except (KeyError, IndexError, ValueError) as e:
-        raise BadArgument("netdev_name", f"{template!r}: only {{index}} and {{gpu}} may be used ({e})") from None
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
+    except ValueError as e:
+        raise BadArgument("netdev_name", f"{shown}: {e}") from None
+    for name, spec, conv in fields:
+        if name not in ("index", "gpu") or conv is not None or not re.fullmatch(r"(0?\dd?)?", spec):
+            raise BadArgument("netdev_name", f"{shown}: only {{index}} and {{gpu}} (with a width like :02) may be used")
+    if not any(name == "index" for name, _, _ in fields):
+        raise BadArgument("netdev_name", f"{shown} must contain {{index}}")
     return template
 
 

@@ -6,13 +6,14 @@ import re
 from cdigen.scan.affinity import Affinity, classify
 from cdigen.scan.build import assignment
 from cdigen.scan.model import RdmaDevice, Topology
+from cdigen.scan.sysfs import decimal
 
 
 def _uverbs(r: RdmaDevice) -> int | None:
     for c in r.chardevs:
         number = c.path.removeprefix("/dev/infiniband/uverbs")
-        if number != c.path and number.isdigit():
-            return int(number)
+        if number != c.path and decimal(number) is not None:
+            return decimal(number)
     return None
 
 

@@ -10,6 +10,7 @@ subprocesses.
 
 import os
 import re
+import stat
 
 from cdigen.scan.affinity import bridge_hops
 from cdigen.scan.model import (
@@ -44,9 +45,18 @@ class _Reader:
     def warn(self, rel: str, reason: str) -> None:
         self.warnings.append(ScanWarning("/" + rel, reason))
 
+    def _open(self, rel: str) -> int:
+        """An fd of the regular file `rel`: opened non-blocking and checked, so that a FIFO or
+        device standing in for a sysfs file is a warning, never a hang."""
+        fd = os.open(self.path(rel), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(0, "not a regular file")
+        return fd
+
     def text(self, rel: str, missing_ok: bool = False) -> str | None:
         try:
-            fd = os.open(self.path(rel), os.O_RDONLY)
+            fd = self._open(rel)
             try:
                 data = os.read(fd, 65536)
             finally:
@@ -62,7 +72,7 @@ class _Reader:
     def raw(self, rel: str, size: int) -> bytes | str:
         """The first `size` bytes of a binary file, or why they cannot be read (no warning)."""
         try:
-            fd = os.open(self.path(rel), os.O_RDONLY)
+            fd = self._open(rel)
             try:
                 return os.read(fd, size)
             finally:
@@ -88,8 +98,8 @@ class _Reader:
         if text is None:
             return None
         major, sep, minor = text.partition(":")
-        if sep and major.isdigit() and minor.isdigit():
-            return int(major), int(minor)
+        if sep and decimal(major) is not None and decimal(minor) is not None:
+            return decimal(major), decimal(minor)
         self.warn(rel, f"not MAJOR:MINOR: {text[:40]!r}")
         return None
 
@@ -245,7 +255,8 @@ def _gpus(r: _Reader, pci: dict[str, PciFunction]) -> list[Gpu]:
         text = r.text(rel)
         info = _parse_information(text) if text is not None else {}
         minor_text = info.get("Device Minor", "")
-        minor = int(minor_text) if minor_text.isdigit() and int(minor_text) <= 247 else None
+        minor = decimal(minor_text)
+        minor = minor if minor is not None and minor <= 247 else None
         if text is not None and minor is None:
             r.warn(rel, f"no valid 'Device Minor' (got {minor_text[:20]!r})")
         if minor is None:
@@ -276,8 +287,8 @@ def _control(r: _Reader) -> list[CharDev]:
             section = line
             continue
         num, _, name = line.strip().partition(" ")
-        if section == "Character devices:" and num.isdigit():
-            majors[name.strip()] = int(num)
+        if section == "Character devices:" and decimal(num) is not None:
+            majors[name.strip()] = decimal(num)
     uvm = majors.get("nvidia-uvm")
     if uvm is None:
         r.warn(
@@ -342,18 +353,29 @@ def _netdevs(r: _Reader, pci: dict[str, PciFunction]) -> list[Netdev]:
     return out
 
 
+MAX_NUMA_NODES = 1024
+
+
+def decimal(text: str) -> int | None:
+    """A non-negative decimal number as the kernel writes it, else None: ASCII digits only
+    (`"²".isdigit()` is true and `int("²")` fails) and short (no value in sysfs has 20 digits)."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
+
+
 def _numa_nodes(r: _Reader) -> tuple[int, ...] | None:
     text = r.text("sys/devices/system/node/online", missing_ok=True)
     if text is None:
         return None
     nodes: list[int] = []
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.partition("-")
-            nodes.extend(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        r.warn("sys/devices/system/node/online", f"not a node list: {text[:40]!r}")
-        return None
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        first, last = decimal(lo), decimal(hi or lo)
+        # The kernel's MAX_NUMNODES is at most 1024: a longer range is garbage, not a host to expand.
+        if first is None or last is None or not first <= last < MAX_NUMA_NODES:
+            r.warn("sys/devices/system/node/online", f"not a node list: {text[:40]!r}")
+            return None
+        nodes.extend(range(first, last + 1))
     return tuple(nodes)
 
 
