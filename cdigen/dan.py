@@ -333,7 +333,7 @@ def _remove(path: str) -> str:
 def add_interface(dan_dir: str, record: dict, root: str = "/") -> str:
     """Put one interface into its sandbox's DAN file, replacing an entry of the same guest
     name; the file's path. `record`: a cdigen CNI record (cdigen/cnirecord.py: containerId,
-    ifName, network, interface{mac, mtu, hostInterface, pciAddress}, ips, routes,
+    ifName, networkName, interface{mac, mtu, hostInterface, pciAddress}, ips, routes,
     deviceInfo). The whole file is checked as `write_dan` checks it (one runtime's types)."""
     sid = check_sandbox_id(record.get("containerId"), "CNI record containerId")
     ifname = record.get("ifName")
@@ -356,7 +356,7 @@ def add_interface(dan_dir: str, record: dict, root: str = "/") -> str:
         "routes": record.get("routes") or [],
     }
     facts = podnet.facts_from_result(
-        result, ifname, record.get("network"), root, record.get("deviceInfo"), interface.get("hostInterface")
+        result, ifname, record.get("networkName"), root, record.get("deviceInfo"), interface.get("hostInterface")
     )
     entry, _ = dan_device(facts, podnet.Host(root), sid)
     path = dan_path(dan_dir, sid)

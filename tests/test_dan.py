@@ -459,7 +459,7 @@ def test_add_and_remove_interfaces(tmp_path, host):
             "kind": "cdigen.cni/v1",
             "containerId": SANDBOX,
             "ifName": ifname,
-            "network": f"sriov-{ifname}",
+            "networkName": f"sriov-{ifname}",
             "netns": "/var/run/netns/x",
             "interface": {"name": ifname, "mac": mac, "mtu": 9000, "pciAddress": bdf, "inNetns": False},
             "ips": [{"address": address, "gateway": "10.0.0.1"}],
