@@ -335,3 +335,70 @@ def test_garbage_sysfs_files_are_warnings_and_the_rest_is_scanned(tree):
     assert reasons["mtu"] == "unreadable: not a regular file"
     assert [g.minor for g in topo.gpus].count(None) == 1 and len(topo.usable_gpus) == 1
     assert len([n for n in topo.nics if n.rdma]) == 2 and topo.numa_nodes is None
+
+
+def test_apply_waits_for_a_held_bundle_lock_only_as_long_as_told(tmp_path):
+    """Another user's process holding the bundle directory's flock: apply gives up after
+    --lock-timeout with one line naming the directory, exit 1, config.json unchanged."""
+    from tests.helpers.proc import run_cdigen
+    from tests.helpers.specs import gpu_spec, make_bundle, write_spec
+
+    spec_dir = tmp_path / "cdi"
+    write_spec(spec_dir, "gpu.yaml", gpu_spec(1))
+    bundle = make_bundle(tmp_path)
+    before = (bundle / "config.json").read_bytes()
+    code = f"import fcntl, os, time\nfd = os.open({str(bundle)!r}, os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code + "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        started = time.monotonic()
+        proc = run_cdigen(
+            "apply",
+            bundle,
+            "--device",
+            "cdigen.io/gpu=gpu0",
+            "--spec-dir",
+            spec_dir,
+            "--hook-path",
+            "/usr/bin/cdigen",
+            "--lock-timeout",
+            "0.5",
+            check=1,
+        )
+        assert 0.5 <= time.monotonic() - started < 5
+        assert (
+            proc.stderr
+            == f"cdigen: error: {bundle}: another process has held its lock (flock) for 0.5 s; nothing changed\n"
+        )
+        assert (bundle / "config.json").read_bytes() == before
+    finally:
+        holder.kill()
+        holder.wait()
+    run_cdigen(
+        "apply",
+        bundle,
+        "--device",
+        "cdigen.io/gpu=gpu0",
+        "--spec-dir",
+        spec_dir,
+        "--hook-path",
+        "/usr/bin/cdigen",
+        "--lock-timeout",
+        "0.5",
+        check=0,
+    )
+
+
+def test_allow_insecure_specs_on_the_command_line(tmp_path, root_only):
+    from tests.helpers.proc import run_cdigen
+    from tests.helpers.specs import gpu_spec, make_bundle, write_spec
+
+    spec_dir = tmp_path / "cdi"
+    os.chmod(write_spec(spec_dir, "gpu.yaml", gpu_spec(1)), 0o666)
+    bundle = make_bundle(tmp_path)
+    args = ("apply", bundle, "--device", "cdigen.io/gpu=gpu0", "--spec-dir", spec_dir, "--hook-path", "/usr/bin/cdigen")
+    proc = run_cdigen(*args, check=3)
+    assert "writable by group and others (mode 0666), and cdigen runs as root" in proc.stderr
+    run_cdigen(*args, "--allow-insecure-specs", check=0)

@@ -37,6 +37,11 @@ options:
   --root DIR                      Read the pod network facts' sysfs, device-info files and
                                   CNI results under DIR (default /); used when config.json
                                   carries network-status or pod-networks annotations.
+  --lock-timeout SECONDS          Longest wait for the bundle lock (default 10); then exit 1
+                                  with nothing changed.
+  --allow-insecure-specs          As root, also load spec files and directories that other
+                                  users can change (refused by default: a spec can add a root
+                                  hook and bind-mount /).
   --print-patch                   Print the RFC 6902 JSON Patch on stdout (still applies it).
   --dry-run                       Show a diff of config.json and write nothing.
   -h, --help                      Show this message and exit.
@@ -48,9 +53,15 @@ _VALUES = {
     "--spec-dir": "spec_dir",
     "--hook-path": "hook_path",
     "--root": "root",
+    "--lock-timeout": "lock_timeout",
 }
 _REPEATED = ("device", "netdev", "spec_dir")
-_FLAGS = {"--no-hook": "no_hook", "--print-patch": "print_patch", "--dry-run": "dry_run"}
+_FLAGS = {
+    "--no-hook": "no_hook",
+    "--print-patch": "print_patch",
+    "--dry-run": "dry_run",
+    "--allow-insecure-specs": "allow_insecure_specs",
+}
 
 
 def _usage(message: str) -> UsageError:
@@ -62,7 +73,7 @@ def parse_args(argv: list[str]) -> dict | None:
     print_patch, dry_run); None when help is asked for. Parsed as click parses: options and
     the argument in any order, `--opt VALUE` or `--opt=VALUE`, a value may start with '-',
     everything after `--` is an argument. UsageError (2) for anything else."""
-    out: dict = {k: [] for k in _REPEATED} | {"hook_path": None, "bundle": None, "root": "/"}
+    out: dict = {k: [] for k in _REPEATED} | {"hook_path": None, "bundle": None, "root": "/", "lock_timeout": None}
     out |= dict.fromkeys(_FLAGS.values(), False)
     positional: list[str] = []
     i = 0
@@ -100,6 +111,14 @@ def parse_args(argv: list[str]) -> dict | None:
     if len(positional) > 1:
         raise _usage(f"unexpected extra argument{'s' * (len(positional) > 2)} ({' '.join(positional[1:])})")
     out["bundle"] = positional[0]
+    if out["lock_timeout"] is not None:
+        text = out["lock_timeout"]
+        try:
+            out["lock_timeout"] = float(text)
+        except ValueError:
+            out["lock_timeout"] = -1.0
+        if not 0 <= out["lock_timeout"] <= 86400:  # NaN fails this too
+            raise _usage(f"--lock-timeout {text[:20]!r}: expected seconds, 0 to 86400")
     return out
 
 
@@ -136,6 +155,8 @@ def main(argv: list[str]) -> int:
         hook_path=args["hook_path"],
         dry_run=args["dry_run"],
         pod_root=args["root"],
+        allow_insecure_specs=args["allow_insecure_specs"],
+        **({"lock_timeout": args["lock_timeout"]} if args["lock_timeout"] is not None else {}),
     )
     if args["print_patch"]:
         import json
