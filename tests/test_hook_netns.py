@@ -8,7 +8,7 @@ under its original name and MTU: a virtual device left in a dying namespace is d
 import pytest
 
 from cdigen.hookentry import hook_args
-from tests.helpers.netns import addresses, ip, is_up, link, links, move, state, write_bundle
+from tests.helpers.netns import RUNC_14_OCI_VERSION, addresses, ip, is_up, link, links, move, state, write_bundle
 from tests.helpers.proc import run_cdigen
 
 pytestmark = [pytest.mark.usefixtures("needs_netns"), pytest.mark.root]
@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.usefixtures("needs_netns"), pytest.mark.root]
 SETTINGS = {"name": "net0", "address": "192.0.2.10", "mask": "255.255.255.0", "mtu": 9000}
 
 
-def run_hook(bundle, *args, pid=None):
-    return run_cdigen("hook", *args, input=state(bundle, pid))
+def run_hook(bundle, *args, pid=None, oci_version="1.0.2"):
+    return run_cdigen("hook", *args, input=state(bundle, pid, oci_version))
 
 
 def assert_configured(netns, name="net0", addr="192.0.2.10/24", mtu=9000):
@@ -106,7 +106,9 @@ def test_runtime_already_moved_and_renamed_it(net, tmp_path):
     move(end, ns, "net0")
     bundle = write_bundle(tmp_path, {end: {"name": "net0"}}, netns_path=ns)
 
-    proc = run_hook(bundle, "--netdev", f"{end}=name=net0,address=192.0.2.10/24,mtu=9000")
+    proc = run_hook(
+        bundle, "--netdev", f"{end}=name=net0,address=192.0.2.10/24,mtu=9000", oci_version=RUNC_14_OCI_VERSION
+    )
 
     assert proc.returncode == 0, proc.stderr
     assert_configured(ns)
@@ -300,7 +302,7 @@ def test_runtime_moved_interface_goes_back_on_failure(net, tmp_path):
         tmp_path, {end: {"name": "net0", "mtu": 9000}, mac: {"name": "net1", "mtu": 9000}}, netns_path=ns
     )
 
-    proc = run_hook(bundle)
+    proc = run_hook(bundle, oci_version=RUNC_14_OCI_VERSION)
 
     assert proc.returncode == 1
     line = one_error_line(proc)
@@ -342,7 +344,7 @@ def test_invalid_settings_after_the_runtime_moved_it_still_send_it_back(net, tmp
     move(untouched, ns, "eth9")  # in the netns but not listed
     bundle = write_bundle(tmp_path, {end: {"name": "net0", "mtu": 20}}, netns_path=ns)
 
-    proc = run_hook(bundle)
+    proc = run_hook(bundle, oci_version=RUNC_14_OCI_VERSION)
 
     assert proc.returncode == 3
     line = one_error_line(proc)

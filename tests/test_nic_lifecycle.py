@@ -17,7 +17,18 @@ import time
 
 import pytest
 
-from tests.helpers.netns import addresses, come_home, ip, is_up, link, links, move, unique, write_bundle
+from tests.helpers.netns import (
+    RUNC_14_OCI_VERSION,
+    addresses,
+    come_home,
+    ip,
+    is_up,
+    link,
+    links,
+    move,
+    unique,
+    write_bundle,
+)
 from tests.helpers.netns import state as create_state
 from tests.helpers.proc import run_cdigen
 
@@ -28,8 +39,8 @@ def stopped_state(bundle) -> str:
     return json.dumps({"ociVersion": "1.0.2", "id": "cdigen-test", "status": "stopped", "bundle": str(bundle)})
 
 
-def hook(bundle, *args):
-    return run_cdigen("hook", *args, input=create_state(bundle))
+def hook(bundle, *args, oci_version="1.0.2"):
+    return run_cdigen("hook", *args, input=create_state(bundle, oci_version=oci_version))
 
 
 def poststop(bundle, *args):
@@ -97,6 +108,8 @@ def test_hook_records_host_settings_in_the_alias_before_moving(container, cdigen
         "kind": "veth",
         "perm_mac": "",
         "returns": False,  # a veth dies with the namespace: poststop never waits for it
+        "addresses": [],
+        "master": None,
     }
 
 
@@ -108,7 +121,7 @@ def test_runtime_moved_device_is_recorded_as_found_and_down(net, tmp_path):
     move(end, ns, "net0")
     bundle = write_bundle(tmp_path, {end: {"name": "net0", "mtu": 9000}}, ns)
 
-    proc = hook(bundle)
+    proc = hook(bundle, oci_version=RUNC_14_OCI_VERSION)
 
     assert proc.returncode == 0, proc.stderr
     assert alias("net0", ns) == f"cdigen host={end} mtu=1400 up=0"

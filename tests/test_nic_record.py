@@ -115,7 +115,8 @@ def test_which_devices_come_back():
 def test_record_file_round_trip_and_removal(tmp_path, monkeypatch):
     monkeypatch.setenv("CDIGEN_STATE_DIR", str(tmp_path))
     rec = Record("ibp20s0", 4092, True)
-    record.write_file(rec, fake_link(kind=None, perm_mac=bytes.fromhex("b8cef6000001")))
+    host_addresses = [("192.0.2.1", 24), ("2001:db8::1", 64)]
+    record.write_file(rec, fake_link(kind=None, perm_mac=bytes.fromhex("b8cef6000001")), host_addresses, "br0")
     path = tmp_path / "netdevs" / "ibp20s0.json"
     assert json.loads(path.read_text()) == {
         "alias": "cdigen host=ibp20s0 mtu=4092 up=1",
@@ -123,9 +124,12 @@ def test_record_file_round_trip_and_removal(tmp_path, monkeypatch):
         "kind": None,
         "perm_mac": "b8:ce:f6:00:00:01",
         "returns": True,
+        "addresses": ["192.0.2.1/24", "2001:db8::1/64"],
+        "master": "br0",
     }
     stored = record.read_file("ibp20s0")
     assert (stored.record, stored.returns, stored.perm_mac) == (rec, True, bytes.fromhex("b8cef6000001"))
+    assert (stored.addresses, stored.master) == (tuple(host_addresses), "br0")
     record.write_file(Record("cdgv0", 1500, False), fake_link(kind="veth"))
     assert record.read_file("cdgv0").returns is False
     record.remove_file("ibp20s0")
@@ -135,7 +139,17 @@ def test_record_file_round_trip_and_removal(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "[]", "{}", '{"alias": "x", "returns": true}', '{"alias": "cdigen host=other mtu=1 up=1", "returns": true}'],
+    [
+        "",
+        "[]",
+        "{}",
+        '{"alias": "x", "returns": true}',
+        '{"alias": "cdigen host=other mtu=1 up=1", "returns": true}',
+        '{"alias": "cdigen host=eth0 mtu=1 up=1", "returns": true, "addresses": ["192.0.2.1/33"]}',
+        '{"alias": "cdigen host=eth0 mtu=1 up=1", "returns": true, "addresses": [7]}',
+        '{"alias": "cdigen host=eth0 mtu=1 up=1", "returns": true, "master": "a/b"}',
+        '{"alias": "cdigen host=eth0 mtu=1 up=1", "returns": true, "master": 3}',
+    ],
 )
 def test_unusable_record_files_are_ignored(tmp_path, monkeypatch, text):
     monkeypatch.setenv("CDIGEN_STATE_DIR", str(tmp_path))

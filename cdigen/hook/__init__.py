@@ -30,15 +30,38 @@ def run(state: bytes, args: list[NetdevSettings]) -> list[str]:
 
     parsed = parse_state(state)
     config = read_config(os.path.join(parsed.bundle, CONFIG_NAME))[1]
+    moved = runtime_moved(state, config)
     try:
         wanted = netdevs_to_configure(config, args)
     except InvalidInput as e:
-        raise return_runtime_moved(config, args, parsed.pid, e) from None
+        raise return_runtime_moved(config, args, parsed.pid, e, moved) from None
     if not wanted:
         return []  # no netdevs: nothing to do, not even a netns to open
     mine = {cfg.host for cfg in wanted}
     others = [cfg for cfg in listed_names(config, []) if cfg.host not in mine]
-    return configure(wanted, target_netns(config, parsed.pid), others)
+    return configure(wanted, target_netns(config, parsed.pid), others, moved)
+
+
+RUNTIME_MOVES_FROM = (1, 3)  # runtime-spec v1.3.0: a runtime MUST move linux.netDevices
+
+
+def runtime_moved(state: bytes, config: dict) -> frozenset:
+    """Host interfaces that the runtime is known to have moved before any hook: config.json's
+    linux.netDevices keys when the state's ociVersion (the runtime's own spec version: runc
+    writes the one it implements) is 1.3 or later, else none. runc 1.1.5 writes 1.0.2-dev,
+    crun 1.8 1.0.0: they ignore netDevices, so an interface found in the container under a
+    listed name is not proven to be the host's by this (configure.proven)."""
+    from cdigen import strictjson
+    from cdigen.oci.config import net_devices
+
+    try:
+        version = strictjson.loads(state).get("ociVersion")
+        parts = version.split("-")[0].split(".")
+        if tuple(int(p) for p in parts[:2] if p.isascii() and p.isdigit()) < RUNTIME_MOVES_FROM:
+            return frozenset()
+        return frozenset(net_devices(config))
+    except (ValueError, AttributeError, TypeError):
+        return frozenset()
 
 
 def run_poststop(state: bytes, args: list[NetdevSettings]) -> list[str]:
@@ -57,4 +80,8 @@ def run_poststop(state: bytes, args: list[NetdevSettings]) -> list[str]:
 
     parsed = parse_state(state)
     config = read_config(os.path.join(parsed.bundle, CONFIG_NAME))[1]
-    return poststop(listed_hosts(config, args), network_path(config))
+    from cdigen.hook.record import Locks
+
+    hosts = listed_hosts(config, args)
+    with Locks([cfg.host for cfg in hosts]):  # not while a hook for one of them is half-way
+        return poststop(hosts, network_path(config))

@@ -123,8 +123,10 @@ def _mac(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
 
-def write_file(record: Record, link) -> None:
-    """Best effort (see the module docstring): an unwritable state directory is not an error."""
+def write_file(record: Record, link, addresses: list = (), master: str | None = None) -> None:
+    """Best effort (see the module docstring): an unwritable state directory is not an error.
+    `addresses`: the host's global permanent (address, prefixlen) of the device, which the
+    kernel flushes at the move; `master`: the name of the bridge it was a port of."""
     import json
 
     from cdigen.files import atomic_write
@@ -135,6 +137,8 @@ def write_file(record: Record, link) -> None:
         "kind": link.kind,
         "returns": comes_back(link.kind),
         "perm_mac": _mac(link.perm_mac),
+        "addresses": [f"{address}/{prefixlen}" for address, prefixlen in addresses],
+        "master": master,
     }
     with contextlib.suppress(OSError, CdigenError):
         path = _path(record.host)
@@ -147,6 +151,8 @@ class FileRecord:
     record: Record
     returns: bool  # the kernel returns the device when the namespace dies
     perm_mac: bytes
+    addresses: tuple = ()  # ((address, prefixlen), ...): the host addresses, in the kernel's order
+    master: str | None = None  # the bridge it was a port of on the host
 
 
 def read_file(host: str) -> FileRecord | None:
@@ -156,15 +162,112 @@ def read_file(host: str) -> FileRecord | None:
     from cdigen.files import read_regular
 
     try:
-        doc = json.loads(read_regular(_path(host), 4096))
+        doc = json.loads(read_regular(_path(host), 1 << 16))
         record = parse_alias(doc["alias"])
         perm_mac = bytes.fromhex(doc.get("perm_mac", "").replace(":", ""))
         returns = doc["returns"]
+        addresses = tuple(_address(text) for text in doc.get("addresses") or ())
+        master = doc.get("master")
     except (CdigenError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if record is None or record.host != host or not isinstance(returns, bool):
         return None
-    return FileRecord(record, returns, perm_mac)
+    if master is not None and not _is_ifname(master):
+        return None
+    return FileRecord(record, returns, perm_mac, addresses, master)
+
+
+def _address(text) -> tuple[str, int]:
+    """("192.0.2.1", 24) for "192.0.2.1/24", canonical; ValueError for anything else."""
+    import ipaddress
+
+    if not isinstance(text, str):
+        raise ValueError(text)
+    iface = ipaddress.ip_interface(text)
+    return str(iface.ip), iface.network.prefixlen
+
+
+def _is_ifname(name) -> bool:
+    from cdigen import netdev
+
+    try:
+        netdev.check_ifname(name)
+    except (netdev.NetdevError, TypeError, AttributeError):
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------- per-interface locks
+# Two hooks (or a hook and a poststop hook or `netdev restore`) for the same host interface at
+# once would move, rename and restore the same device from two sides: each takes an exclusive
+# flock on STATE_DIR/netdevs/<host>.lock first, waiting at most LOCK_WAIT_S. The files are
+# root's, mode 0600: another user cannot open them, so cannot hold the lock. Best effort like
+# the record file: when the state directory cannot be written, no lock is taken.
+
+LOCK_WAIT_S = 10.0
+_LOCK_POLL_S = 0.01
+
+
+class Locks:
+    """Exclusive locks on the given host interfaces, taken in sorted order (no deadlock
+    between two processes wanting overlapping sets); released on close (or by the kernel
+    when the process dies, SIGKILL included)."""
+
+    def __init__(self, hosts, wait_s: float = LOCK_WAIT_S):
+        import fcntl
+        import time
+
+        self._held: list[tuple[int, str]] = []
+        deadline = time.monotonic() + wait_s
+        try:
+            for host in sorted(set(hosts)):
+                try:
+                    path = _path(host)[: -len(".json")] + ".lock"
+                    os.makedirs(state_dir(), mode=0o755, exist_ok=True)
+                except (OSError, CdigenError):
+                    continue  # no state directory: no lock (best effort)
+                while True:
+                    try:
+                        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+                    except OSError:
+                        break  # best effort, as above
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        os.close(fd)
+                        if time.monotonic() >= deadline:
+                            raise CdigenError(
+                                f"{host}: another cdigen process has held its lock {path} for "
+                                f"{wait_s:g} s (a hook for the same interface in another container?)"
+                            ) from None
+                        time.sleep(_LOCK_POLL_S)
+                        continue
+                    # The holder before us removes the file as it lets go (so that none are left
+                    # behind): ours counts only if it is still the file at `path`.
+                    try:
+                        same = os.stat(path).st_ino == os.fstat(fd).st_ino
+                    except OSError:
+                        same = False
+                    if same:
+                        self._held.append((fd, path))
+                        break
+                    os.close(fd)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for fd, path in self._held:
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # before unlocking: a waiter then sees a new file, and retries
+            os.close(fd)  # releases the flock
+        self._held = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def remove_file(host: str) -> None:

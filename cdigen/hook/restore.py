@@ -29,11 +29,17 @@ def describe(record: Record, link) -> str:
     return f"{record.host} ({', '.join(changes)})" if changes else record.host
 
 
-def settle(client, link, record: Record) -> str:
-    """Give `link`, a device in `client`'s netns carrying `record`, its host name, MTU, up
-    state and earlier alias; return what changed (`describe`). The alias goes last, so that a
-    failure part-way leaves the record for a later try. CdigenError when the host name is
-    taken by another device, or the kernel refuses a step."""
+def settle(client, link, record: Record, stored=None) -> str:
+    """Give `link`, a device in `client`'s netns carrying `record`, its host name, MTU,
+    master, addresses, up state and earlier alias; return what changed (`describe`). The
+    master and addresses come from the record file `stored` (read here when None): the alias
+    has no room for them. The alias goes last, so that a failure part-way leaves the record
+    for a later try. CdigenError when the host name is taken by another device, the bridge is
+    gone, or the kernel refuses a step."""
+    if stored is None:
+        stored = records.read_file(record.host)
+    if stored is not None and stored.record.host != record.host:
+        stored = None
     done = describe(record, link)
     host = record.host
     if link.name != host:
@@ -48,11 +54,30 @@ def settle(client, link, record: Record) -> str:
         client.set_link(f"{host}: rename {link.name} back to {host}", link.index, name=host)
     if link.mtu != record.mtu:
         client.set_link(f"{host}: restore MTU {record.mtu}", link.index, mtu=record.mtu)
+    if stored is not None:
+        restore_host_settings(client, host, link.index, stored.addresses, master_name=stored.master)
     if record.up:
         client.set_link(f"{host}: bring it up", link.index, up=True)
     client.set_link(f"{host}: restore its alias", link.index, alias=record.previous_alias)
     records.remove_file(host)
     return done
+
+
+def restore_host_settings(client, host: str, index: int, addresses, master: int = 0, master_name=None) -> None:
+    """Put `index` back into its bridge (by ifindex `master`, else by name) and give it its
+    host addresses (a move flushes both). IPv6 addresses are added newest first, because the
+    kernel puts each new one before the others of its scope: the order comes out as it was."""
+    if master_name and not master:
+        bridge = client.get_link(name=master_name)
+        if bridge is None:
+            raise CdigenError(f"{host}: cannot put it back into {master_name}: no such interface on the host")
+        master = bridge.index
+    if master:
+        client.set_link(f"{host}: put it back into its bridge ({master_name or master})", index, master=master)
+    ipv4 = [a for a in addresses if ":" not in a[0]]
+    ipv6 = [a for a in addresses if ":" in a[0]]
+    for address, prefixlen in ipv4 + ipv6[::-1]:
+        client.add_address(f"{host}: restore address {address}/{prefixlen}", index, address, prefixlen)
 
 
 def marked(links: list) -> list[tuple]:
@@ -146,7 +171,7 @@ def poststop(hosts: list, netns_path: str | None, wait_s: float = RETURN_WAIT_S)
             stored = records.read_file(cfg.host)
             found = find_marked(links, cfg.host, stored)
             if found is not None:
-                _settle_into(host, found, restored, failures)
+                _settle_into(host, found, restored, failures, stored)
             elif stored is not None and stored.returns and not any(link.name == cfg.host for link in links):
                 waiting[cfg.host] = stored
             else:
@@ -159,7 +184,7 @@ def poststop(hosts: list, netns_path: str | None, wait_s: float = RETURN_WAIT_S)
                 found = find_marked(links, name, stored)
                 if found is not None:
                     del waiting[name]
-                    _settle_into(host, found, restored, failures)
+                    _settle_into(host, found, restored, failures, stored)
         for name in waiting:
             failures[name] = (
                 f"{name}: not back on the host {wait_s:g} s after the container ended (still in a "
@@ -170,11 +195,11 @@ def poststop(hosts: list, netns_path: str | None, wait_s: float = RETURN_WAIT_S)
     return restored
 
 
-def _settle_into(host, found: tuple, restored: list, failures: dict) -> None:
+def _settle_into(host, found: tuple, restored: list, failures: dict, stored=None) -> None:
     link, record = found
     failures.pop(record.host, None)  # a failed move out of a living netns that still got it here
     try:
-        restored.append(settle(host, link, record))
+        restored.append(settle(host, link, record, stored))
     except CdigenError as e:
         failures[record.host] = str(e)
 
@@ -190,22 +215,29 @@ def restore_all(only: list[str] = ()) -> tuple[list[str], list[str]]:
 
     done, failures = [], []
     with rtnetlink.RtnetlinkClient() as client:
-        links = client.links()
-        found = marked(links)
-        if only:
-            found = [(link, record) for link, record in found if record.host in only]
-        for link, record in found:
-            try:
-                done.append(f"restored {settle(client, link, record)}")
-            except CdigenError as e:
-                failures.append(str(e))
-        hosts_found = {record.host for _link, record in found}
-        names = {link.name for link in links}
-        for host in only:
-            if host in hosts_found:
-                continue
-            if host in names:
-                done.append(f"{host}: already home")
-            else:
-                failures.append(f"{host}: not on the host, and no interface carries cdigen's record for it")
+        hosts = only or [record.host for _link, record in marked(client.links())]
+        with records.Locks(hosts):  # not while a hook for one of them is half-way
+            _restore_locked(client, only, done, failures)
     return done, failures
+
+
+def _restore_locked(client, only, done: list, failures: list) -> None:
+    """restore_all's work, with the interfaces' locks held."""
+    links = client.links()
+    found = marked(links)
+    if only:
+        found = [(link, record) for link, record in found if record.host in only]
+    for link, record in found:
+        try:
+            done.append(f"restored {settle(client, link, record)}")
+        except CdigenError as e:
+            failures.append(str(e))
+    hosts_found = {record.host for _link, record in found}
+    names = {link.name for link in links}
+    for host in only:
+        if host in hosts_found:
+            continue
+        if host in names:
+            done.append(f"{host}: already home")
+        else:
+            failures.append(f"{host}: not on the host, and no interface carries cdigen's record for it")

@@ -45,13 +45,16 @@ NLM_F_DUMP = 0x300
 NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200  # flags of an NLMSG_ERROR reply
 NLMSGERR_ATTR_MSG = 1
 SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 270, 10, 11
-RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR = 16, 18, 20
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINKINFO, IFLA_IFALIAS = 1, 3, 4, 18, 20
+RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR = 16, 18, 20, 22
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 1, 3, 4, 10, 18, 20
 IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_MIN_MTU, IFLA_MAX_MTU, IFLA_PERM_ADDRESS = 28, 29, 50, 51, 54
+IFLA_PROP_LIST, IFLA_ALT_IFNAME = 52, 53
 IFALIASZ = 256  # include/linux/if.h: an alias is at most 255 bytes (the policy's limit)
 IFLA_INFO_KIND = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
-IFA_ADDRESS, IFA_LOCAL = 1, 2
+IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
+IFA_F_PERMANENT = 0x80
+RT_SCOPE_UNIVERSE = 0
 IFF_UP, IFF_LOOPBACK = 0x1, 0x8
 CLONE_NEWNET = 0x40000000
 
@@ -82,6 +85,8 @@ class Link:
     mac: bytes
     alias: str = ""  # IFLA_IFALIAS; "" when none (survives netns moves, docs/netdev.md)
     perm_mac: bytes = b""  # IFLA_PERM_ADDRESS: the burnt-in MAC; b"" for virtual devices
+    master: int = 0  # IFLA_MASTER: ifindex of the bridge (bond, ...) it is a port of; 0 for none
+    alt_names: tuple[str, ...] = ()  # IFLA_PROP_LIST/IFLA_ALT_IFNAME (they move with the device)
 
     @property
     def up(self) -> bool:
@@ -128,6 +133,7 @@ def link_request(
     mtu: int | None = None,
     up: bool | None = None,
     alias: str | None = None,
+    master: int | None = None,
 ) -> bytes:
     """Body of an RTM_NEWLINK/RTM_GETLINK: ifinfomsg + attributes. An `alias` is sent without
     its NUL (as `ip link set ... alias` does), so that all 255 bytes are usable; "" is sent as
@@ -145,6 +151,8 @@ def link_request(
         body += _u32(IFLA_MTU, mtu)
     if alias is not None:
         body += _attr(IFLA_IFALIAS, alias.encode("utf-8", "surrogateescape") or b"\0")
+    if master is not None:  # 0 releases it from its master
+        body += _u32(IFLA_MASTER, master)
     return body
 
 
@@ -163,6 +171,13 @@ def parse_link(body: bytes) -> Link:
         value = attrs.get(kind)
         return struct.unpack("=I", value[:4])[0] if value and len(value) >= 4 else None
 
+    alt_names: tuple[str, ...] = ()
+    if IFLA_PROP_LIST in attrs:
+        alt_names = tuple(
+            value.rstrip(b"\0").decode("utf-8", "surrogateescape")
+            for kind, value in _all_attrs(attrs[IFLA_PROP_LIST])
+            if kind == IFLA_ALT_IFNAME
+        )
     kind = None
     if IFLA_LINKINFO in attrs:
         raw_kind = parse_attrs(attrs[IFLA_LINKINFO]).get(IFLA_INFO_KIND)
@@ -179,7 +194,35 @@ def parse_link(body: bytes) -> Link:
         mac=attrs.get(IFLA_ADDRESS, b""),
         alias=attrs.get(IFLA_IFALIAS, b"").rstrip(b"\0").decode("utf-8", "surrogateescape"),
         perm_mac=attrs.get(IFLA_PERM_ADDRESS, b""),
+        master=u32(IFLA_MASTER) or 0,
+        alt_names=alt_names,
     )
+
+
+def _all_attrs(data: bytes):
+    """(type, payload) of every rtattr, repeated types included (IFLA_PROP_LIST)."""
+    offset = 0
+    while offset + _RTATTR.size <= len(data):
+        length, kind = _RTATTR.unpack_from(data, offset)
+        if length < _RTATTR.size or offset + length > len(data):
+            return
+        yield kind & 0x3FFF, data[offset + _RTATTR.size : offset + length]
+        offset += (length + 3) & ~3
+
+
+def parse_addr(body: bytes) -> tuple[int, str, int, int, int]:
+    """(ifindex, address, prefixlen, scope, flags) of an RTM_NEWADDR reply (IFA_LOCAL, else
+    IFA_ADDRESS; the 32-bit IFA_FLAGS when present)."""
+    family, prefixlen, flags, scope, index = _IFADDRMSG.unpack_from(body, 0)
+    attrs = parse_attrs(body, _IFADDRMSG.size)
+    raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS) or b""
+    if IFA_FLAGS in attrs and len(attrs[IFA_FLAGS]) >= 4:
+        flags = struct.unpack("=I", attrs[IFA_FLAGS][:4])[0]
+    try:
+        address = socket.inet_ntop(family, raw)
+    except (ValueError, OSError):
+        address = ""
+    return index, address, prefixlen, scope, flags
 
 
 def _ext_ack_message(msg: bytes, msg_flags: int) -> str | None:
@@ -332,16 +375,30 @@ class RtnetlinkClient:
         mtu: int | None = None,
         up: bool | None = None,
         alias: str | None = None,
+        master: int | None = None,
     ) -> None:
         """One RTM_NEWLINK on an existing link: move to `netns_fd` and/or rename, MTU, up/down,
-        interface alias ("" removes it).
+        interface alias ("" removes it), master (the bridge's ifindex).
 
         Kernel order for a combined request (docs/netdev.md, "Lifecycle"): netns move, MTU, rename,
         alias, flags; a failure part-way leaves the earlier changes committed."""
-        self.request(what, RTM_NEWLINK, link_request(index, name, netns_fd, mtu, up, alias))
+        self.request(what, RTM_NEWLINK, link_request(index, name, netns_fd, mtu, up, alias, master))
 
     # -- addresses
 
     def add_address(self, what: str, index: int, address: str, prefixlen: int) -> None:
         """Add (or refresh, NLM_F_REPLACE: already present is fine) an address."""
         self.request(what, RTM_NEWADDR, addr_request(index, address, prefixlen), NLM_F_CREATE | NLM_F_REPLACE)
+
+    def host_addresses(self) -> dict[int, list[tuple[str, int]]]:
+        """ifindex -> [(address, prefixlen)] of every global, permanent address (IPv4, then
+        IPv6; in the kernel's order): the settings a move into another netns flushes. One
+        RTM_GETADDR dump; link-local and autoconfigured (temporary) addresses are left out,
+        the kernel makes them again."""
+        out: dict[int, list[tuple[str, int]]] = {}
+        body = _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+        for reply in self.request("list addresses", RTM_GETADDR, body, NLM_F_DUMP):
+            index, address, prefixlen, scope, flags = parse_addr(reply)
+            if address and scope == RT_SCOPE_UNIVERSE and flags & IFA_F_PERMANENT:
+                out.setdefault(index, []).append((address, prefixlen))
+        return out

@@ -172,8 +172,13 @@ def write_bundle(
     return str(bundle)
 
 
-def state(bundle: str, pid: int | None = None) -> str:
-    doc = {"ociVersion": "1.0.2", "id": "cdigen-test", "status": "creating", "bundle": str(bundle)}
+RUNC_14_OCI_VERSION = "1.3.0"  # the state's ociVersion of a runtime that moves linux.netDevices itself
+
+
+def state(bundle: str, pid: int | None = None, oci_version: str = "1.0.2") -> str:
+    """The OCI state on a createRuntime hook's stdin; `oci_version` is the runtime's own spec
+    version (RUNC_14_OCI_VERSION: one that moves linux.netDevices before any hook)."""
+    doc = {"ociVersion": oci_version, "id": "cdigen-test", "status": "creating", "bundle": str(bundle)}
     if pid is not None:
         doc["pid"] = pid
     return json.dumps(doc)
