@@ -431,9 +431,10 @@ def test_a_write_that_fails_is_exit_1(tmp_path, host):
     [
         ([], "missing BUNDLE"),
         (["b", "c"], "one BUNDLE only"),
-        (["b", "--root"], "--root needs a value"),
-        (["b", "--root", "/", "--root=/"], "--root given twice"),
-        (["b", "--frobnicate"], "unknown option '--frobnicate'"),
+        (["b", "--root"], "option --root requires an argument"),
+        (["b", "--root", "/", "--root=/"], "option --root given twice"),
+        (["b", "--frobnicate"], "no such option: --frobnicate"),
+        (["b", "--delete=yes"], "option --delete does not take a value"),
         (["--hook", "b"], "--hook takes the bundle from the OCI state"),
         (["--hook", "--sandbox-id", "x"], "not --sandbox-id"),
         (["/nonexistent-bundle"], "bundle directory '/nonexistent-bundle' does not exist"),

@@ -9,6 +9,8 @@ exit 2 for every command-line mistake, one line on stderr.
 
 import sys
 
+from cdigen.cli.argv import parse as argv_parse
+from cdigen.cli.argv import usage_error
 from cdigen.errors import UsageError
 
 SUMMARY = "Inject CDI devices into BUNDLE/config.json as a JSON Patch (locked, atomic)."
@@ -64,52 +66,21 @@ _FLAGS = {
 }
 
 
-def _usage(message: str) -> UsageError:
-    return UsageError(f"apply: {message} (see cdigen apply --help)")
-
-
 def parse_args(argv: list[str]) -> dict | None:
-    """The options as a dict (keys: bundle, device, netdev, spec_dir, hook_path, root, no_hook,
-    print_patch, dry_run); None when help is asked for. Parsed as click parses: options and
-    the argument in any order, `--opt VALUE` or `--opt=VALUE`, a value may start with '-',
-    everything after `--` is an argument. UsageError (2) for anything else."""
-    out: dict = {k: [] for k in _REPEATED} | {"hook_path": None, "bundle": None, "root": "/", "lock_timeout": None}
-    out |= dict.fromkeys(_FLAGS.values(), False)
-    positional: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg == "--":
-            positional += argv[i:]
-            break
-        if arg in ("-h", "--help"):
-            return None
-        if not arg.startswith("-") or arg == "-":
-            positional.append(arg)
-            continue
-        name, eq, value = arg.partition("=")
-        if name in _FLAGS:
-            if eq:
-                raise _usage(f"option {name} does not take a value")
-            out[_FLAGS[name]] = True
-        elif name in _VALUES:
-            if not eq:
-                if i >= len(argv):
-                    raise _usage(f"option {name} requires an argument")
-                value = argv[i]
-                i += 1
-            key = _VALUES[name]
-            if key in _REPEATED:
-                out[key].append(value)
-            else:
-                out[key] = value  # the last one wins, as in click
-        else:
-            raise _usage(f"no such option: {name}")
+    """The options as a dict (keys: bundle, device, netdev, spec_dir, hook_path, root,
+    lock_timeout, no_hook, print_patch, dry_run, allow_insecure_specs); None when help is asked
+    for. UsageError (2) for anything else (cdigen.cli.argv)."""
+    parsed = argv_parse(argv, "apply", _VALUES, _FLAGS, _REPEATED)
+    if parsed is None:
+        return None
+    given, positional = parsed
+    out = dict.fromkeys(_FLAGS.values(), False) | {"hook_path": None, "root": "/", "lock_timeout": None} | given
     if not positional:
-        raise _usage("missing argument BUNDLE")
+        raise usage_error("apply", "missing argument BUNDLE")
     if len(positional) > 1:
-        raise _usage(f"unexpected extra argument{'s' * (len(positional) > 2)} ({' '.join(positional[1:])})")
+        raise usage_error(
+            "apply", f"unexpected extra argument{'s' * (len(positional) > 2)} ({' '.join(positional[1:])})"
+        )
     out["bundle"] = positional[0]
     if out["lock_timeout"] is not None:
         text = out["lock_timeout"]
@@ -118,7 +89,7 @@ def parse_args(argv: list[str]) -> dict | None:
         except ValueError:
             out["lock_timeout"] = -1.0
         if not 0 <= out["lock_timeout"] <= 86400:  # NaN fails this too
-            raise _usage(f"--lock-timeout {text[:20]!r}: expected seconds, 0 to 86400")
+            raise usage_error("apply", f"--lock-timeout {text[:20]!r}: expected seconds, 0 to 86400")
     return out
 
 

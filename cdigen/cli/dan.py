@@ -5,6 +5,7 @@ cdigen/entry.py dispatches here; `cdigen --help` lists the command through cdige
 
 import sys
 
+from cdigen.cli.argv import parse as argv_parse
 from cdigen.errors import UsageError
 
 USAGE = """\
@@ -49,35 +50,16 @@ class DanArgs:
 
 def parse_args(argv: list[str]) -> DanArgs | None:
     """The options; None when help was asked for. UsageError (2) for anything else."""
-    args, seen, positional = DanArgs(), set(), []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg in ("-h", "--help"):
-            return None
-        if arg == "--":
-            positional += argv[i:]
-            break
-        name, eq, value = arg.partition("=")
-        if name in _VALUED:
-            if not eq:
-                if i >= len(argv):
-                    raise UsageError(f"dan: {name} needs a value")
-                value = argv[i]
-                i += 1
-            if name in seen:
-                raise UsageError(f"dan: {name} given twice")
-            if not value:
-                raise UsageError(f"dan: {name} is empty")
-            seen.add(name)
-            setattr(args, _VALUED[name], value)
-        elif arg in _FLAGS:
-            setattr(args, _FLAGS[arg], True)
-        elif arg.startswith("-") and arg != "-":
-            raise UsageError(f"dan: unknown option {arg!r} (see cdigen dan --help)")
-        else:
-            positional.append(arg)
+    parsed = argv_parse(argv, "dan", _VALUED, _FLAGS, once=True)
+    if parsed is None:
+        return None
+    given, positional = parsed
+    args = DanArgs()
+    for key, value in given.items():
+        if value == "":
+            option = next(name for name, k in _VALUED.items() if k == key)
+            raise UsageError(f"dan: {option} is empty")
+        setattr(args, key, value)
     if len(positional) > 1:
         raise UsageError(f"dan: one BUNDLE only, got {len(positional)}")
     args.bundle = positional[0] if positional else None
