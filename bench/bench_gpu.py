@@ -13,7 +13,8 @@ them, Debian's static ldconfig at /sbin/ldconfig and an empty /etc/ld.so.conf; t
 on stdin and the spec's own hook arguments (2 folders, 22 links). Before each timed run the
 links and the ld cache are removed (a fresh container), not timed. Also timed: that ldconfig
 alone, as the hook runs it (`chroot ROOTFS /sbin/ldconfig FOLDERS`), and the hook with links
-only (no folder: no ldconfig). The hook's own part is the hook minus ldconfig alone.
+only (no folder: no ldconfig), and the start-up floor (`cdigen hook ldcache --help`). The
+hook's own part is the hook minus ldconfig alone.
 
     sudo .venv/bin/python bench/bench_gpu.py [--runs 21]     (root: chroot)
 """
@@ -100,6 +101,9 @@ def main() -> None:
                 "cdigen hook ldcache (links + ldconfig)": hook(argv),
                 "ldconfig alone (chroot ROOTFS /sbin/ldconfig FOLDERS)": hook(ldconfig),
                 "cdigen hook ldcache, links only (no ldconfig)": hook(links_only),
+                "floor: cdigen hook ldcache --help (start-up only)": lambda e: timed(
+                    [cdigen, "hook", "ldcache", "-h"], e
+                ),
             },
             runs,
             env,

@@ -182,7 +182,7 @@ def test_garbage_missing_and_unreadable_files_are_warnings(tree):
     assert warned["/proc/driver/nvidia/gpus/0000:33:00.0/information"] == "no valid 'Device Minor' (got 'lots')"
     assert warned["/proc/driver/nvidia/gpus/0000:35:00.0/information"] == "missing"
     assert warned["/sys/class/infiniband_verbs/uverbs0/dev"] == "not MAJOR:MINOR: '231-192'"
-    assert warned[f"/{nic0}/net/ibp20s0/mtu"] == "unreadable: Is a directory"
+    assert warned[f"/{nic0}/net/ibp20s0/mtu"] == "unreadable: not a regular file"
     assert warned["/proc/devices"] == "missing"
     assert warned["/sys/bus/pci/devices/0000:ff:00.0"] == "no PCI root bus in sys/devices/elsewhere/0000:ff:00.0"
     # The rest is still scanned.

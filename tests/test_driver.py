@@ -215,6 +215,10 @@ def test_no_driver_files_and_option_errors(tmp_path):
     assert proc.stderr == "cdigen: error: --driver-root not with --example (an example is its own driver root)\n"
     proc = scan("--example", "hgx-h100", "--nic-only", "--driver-root", str(tmp_path), check=2)
     assert proc.stderr == "cdigen: error: --nic-only and --driver-root: a NIC-only spec has no driver files\n"
+    proc = scan("--example", "workstation", "--nic-only", check=2)
+    assert proc.stderr == (
+        "cdigen: error: --nic-only finds no GPU with an RDMA NIC within PXB: the spec would have no device\n"
+    )
 
 
 def test_example_driver_files_are_shown_as_the_hosts():

@@ -29,6 +29,7 @@ OPTION_NAMES = {
     "dan_dir": "--dan-dir",
     "driver_root": "--driver-root",
     "nic_only": "--nic-only",
+    "mode": "--mode",
 }
 
 

@@ -4,6 +4,7 @@ Thin: parse options, call the scan stage (cdigen/scan/), render. Heavy modules (
 rich) are imported inside the commands.
 """
 
+import contextlib
 import enum
 import sys
 from typing import Annotated
@@ -13,7 +14,7 @@ import typer
 from cdigen.cli import OPTION_NAMES, target_version
 from cdigen.cli.app import app
 from cdigen.errors import BadArgument, UsageError
-from cdigen.scan import DEFAULT_CDI_VERSION, DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, NAME_STRATEGIES
+from cdigen.scan import DEFAULT_CDI_VERSION, DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, MODES, NAME_STRATEGIES
 from cdigen.scan.affinity import Affinity
 
 
@@ -26,12 +27,13 @@ def _choices(name: str, values) -> type[enum.Enum]:
 AffinityChoice = _choices("AffinityChoice", (a.name.lower() for a in Affinity if a is not Affinity.X))
 FormatChoice = _choices("FormatChoice", FORMATS)
 NameStrategyChoice = _choices("NameStrategyChoice", NAME_STRATEGIES)
+ModeChoice = _choices("ModeChoice", MODES)
 
 ROOT_HELP = "Host root to read sys/ and proc/ from (a fake tree for tests)."
 EXAMPLE_HELP = (
     "Scan a topology shipped with cdigen instead of the host (hgx-h100, hgx-h100-driver, hgx-h100-roce, "
     "workstation, switch-pair, cascade, cloud-vm, sriov, no-driver, dual-port, node-only, "
-    "vpi-ports, nic-switch)."
+    "vpi-ports, nic-switch, sriov-vfio, vfio-gpu)."
 )
 AFFINITY_HELP = (
     "Farthest GPU-NIC relation that may pair them: pix, pxb (default: same PCIe switch "
@@ -50,6 +52,11 @@ Keys (all optional): name (container interface name), address (IPv4/IPv6, plain 
 mask (dotted IPv4 mask or prefix length), mtu. It overrides the sysfs MTU and the default
 name. Interfaces not on the host or not assigned to a GPU are warned about and ignored."""
 
+MODE_HELP = (
+    "container: devices for containers (GPUs on the nvidia driver with their NICs' netdevs and RDMA nodes). "
+    "vm: only the GPUs and NICs bound to vfio-pci, as VFIO devices for a VM runtime such as Kata "
+    "(vfio-gpu<k> with its nearest VFIO NICs, vfio-nic<k>, all; /dev/vfio nodes, PCI addresses)."
+)
 SPLIT_PORTS_HELP = (
     "Hand out the ports (PCI functions) of a multi-port adapter one by one, so that they may go "
     "to different GPUs. Default: all ports of an adapter go to the same GPU."
@@ -73,12 +80,24 @@ def _warn(warnings, prefix: str = "") -> None:
         sys.stderr.write(f"cdigen: warning: {option}{' ' + w.path if w.path else ''}: {w.reason}{see}\n")
 
 
-def _discover(root: str, example: str | None, driver_root: str | None = None, driver_files: bool = True):
+def _discover(
+    root: str, example: str | None, driver_root: str | None = None, driver_files: bool = True, vm: bool = False
+):
     """(topology with its driver files and GPUDirect facts, prefix for warning paths). The
     warnings are printed here. An example looks for driver files only where it describes a
-    driver; its tree is shown as / in the spec's host paths."""
+    driver; its tree is shown as / in the spec's host paths. `vm`: only the VFIO functions
+    matter (no driver files, no GPUDirect facts, no warning about a GPU on vfio-pci)."""
     from cdigen.scan import sysfs
 
+    if vm:
+        from cdigen.examples import example_tree
+
+        with example_tree(example) if example else _nothing(root) as tree:
+            topo = sysfs.discover(tree)
+        prefix = f"<example {example}>" if example else root.rstrip("/")
+        on_vfio = {f"/sys/bus/pci/devices/{f.bdf}" for f in topo.vfio}
+        _warn([w for w in topo.warnings if w.path not in on_vfio], prefix)
+        return topo, prefix
     if example is None:
         topo, prefix = sysfs.discover(root), root.rstrip("/")
         _warn(topo.warnings, prefix)
@@ -94,6 +113,11 @@ def _discover(root: str, example: str | None, driver_root: str | None = None, dr
         _warn(topo.warnings, prefix)
         _gpu_side(topo, tree, prefix, tree, driver_files and describes_driver(example), "/")
     return topo, prefix
+
+
+@contextlib.contextmanager
+def _nothing(root: str):
+    yield root
 
 
 def _gpu_side(topo, root: str, prefix: str, driver_root, driver_files: bool, host_prefix) -> None:
@@ -191,6 +215,7 @@ def scan(
             "(another spec, such as nvidia-ctk's, brings them).",
         ),
     ] = False,
+    mode: Annotated[ModeChoice, typer.Option(help=MODE_HELP)] = MODES[0],
     nic_only: Annotated[
         bool,
         typer.Option(
@@ -208,7 +233,22 @@ def scan(
     config = _netdev_config(netdev_config) if netdev_config else {}
     if nic_only and driver_root is not None:
         raise UsageError("--nic-only and --driver-root: a NIC-only spec has no driver files")
-    topo, _prefix = _discover(root, example, driver_root, not (no_driver_files or nic_only))
+    vm = mode.value == "vm"
+    if vm:
+        given = [
+            name
+            for name, value in (
+                ("--nic-only", nic_only),
+                ("--driver-root", driver_root is not None),
+                ("--no-driver-files", no_driver_files),
+                ("--netdev-config", netdev_config is not None),
+                ("--netdev-name", netdev_name is not None),
+            )
+            if value
+        ]
+        if given:
+            raise UsageError(f"--mode vm and {given[0]}: a VFIO function has no netdev and the spec no driver files")
+    topo, _prefix = _discover(root, example, driver_root, not (no_driver_files or nic_only), vm)
     opts = BuildOptions(
         hook_path=hook_path,
         vendor=vendor,
@@ -221,6 +261,7 @@ def scan(
         netdev_name=netdev_name,
         cdi_version=target_version(cdi_version, for_engine) or DEFAULT_CDI_VERSION,
         nic_only=nic_only,
+        mode=mode.value,
     )
     spec, warnings = build_spec(topo, opts)
     _warn(warnings)

@@ -113,6 +113,20 @@ EXAMPLES = {
         pci 0000:a0 numa=1 ports: switch:cx7(roce switch:cx7(gpu))
         pci 0000:c0 numa=1 ports: switch:cx7(roce switch:cx7(gpu))
     """,
+    # A RoCE NIC whose 4 SR-IOV VFs are bound to vfio-pci (for VMs, as an SR-IOV device plugin
+    # configured for Kata leaves them), next to a GPU; the PF keeps mlx5_core and its netdev.
+    # `scan --mode vm`: one VFIO device per VF (docs/vm.md, "VFIO devices").
+    "sriov-vfio": """
+        numa 0
+        pci 0000:60 numa=0 ports: switch(gpu roce:vf4:vfio=vfs)
+    """,
+    # Whole-GPU passthrough: one switch with a GPU and a NIC on vfio-pci (for a VM), another
+    # with a GPU and a NIC on their drivers (for containers). `scan --mode vm`: the VFIO GPU
+    # carries the VFIO NIC in its switch.
+    "vfio-gpu": """
+        numa 0
+        pci 0000:80 numa=0 ports: switch(gpu roce) switch(gpu:driver=vfio-pci roce:vfio)
+    """,
 }
 
 

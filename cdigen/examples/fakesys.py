@@ -28,6 +28,11 @@ Modifiers, appended with ':':  gpu:vga (GeForce, VGA class)  gpu:nodrv (no drive
     each with its own netdev and RDMA device)  switch:cx7 (the switch built into a
     ConnectX-7, bridges 15b3:1979, instead of a PEX890xx)  switch:acs (its downstream ports
     redirect peer-to-peer requests to the root complex: ACS P2P Request/Completion Redirect).
+    ib:vfio, roce:vfio, eth:vfio (the NIC bound to vfio-pci: no netdev, no RDMA device)
+    roce:vf4:vfio=vfs (its VFs bound to vfio-pci, the PF keeps mlx5_core). A function on
+    vfio-pci (gpu:driver=vfio-pci too) gets its `iommu_group` link (groups numbered in
+    enumeration order, one per function), sys/kernel/iommu_groups/<n>, sys/class/vfio/<n>
+    (major 503, minors in order), `vfio` in /proc/devices and sys/class/misc/vfio (10:196).
 
 Lines for the driver and the devices around the GPUs (docs/gpu.md):
 
@@ -68,6 +73,7 @@ DYN_UVERBS, DYN_UMAD, DYN_ISSM = 511, 510, 509
 RDMA_CM = (10, 58)
 # Modules with dynamic majors, and the nvidia-caps ones (the driver registers them in this order).
 GDRDRV_MAJOR, NVIDIA_FS_MAJOR, NVIDIA_CAPS_MAJOR, IMEX_MAJOR = 507, 506, 505, 504
+VFIO_MAJOR, VFIO_MISC = 503, (10, 196)  # the vfio group major (dynamic); /dev/vfio/vfio
 ACS_CAP, ACS_REDIRECT = 0x000D, (1 << 2) | (1 << 3)  # P2P Request Redirect, P2P Completion Redirect
 
 
@@ -189,7 +195,7 @@ class _Tree:
         self.root = root
         self.dirs: set[str] = set()
         self.ifindex = 1
-        self.counters = {"gpu": 0, "mlx5_": 0, "uverbs": 0, "umad": 0, "card": 0}
+        self.counters = {"gpu": 0, "mlx5_": 0, "uverbs": 0, "umad": 0, "card": 0, "iommu_group": 0, "vfio": 0}
 
     def write(self, rel: str, content: str) -> None:
         path = os.path.join(self.root, rel)
@@ -231,6 +237,25 @@ def _pci_function(
     if driver:
         t.link(f"{devpath}/driver", f"sys/bus/pci/drivers/{driver}")
         t.link(f"sys/bus/pci/drivers/{driver}/{bdf}", devpath)
+    # The kernel numbers IOMMU groups in enumeration order, one per function here (every port
+    # with ACS); only the groups of functions on vfio-pci are written.
+    group = t.counters["iommu_group"]
+    t.counters["iommu_group"] += 1
+    if driver == "vfio-pci":
+        _vfio_group(t, devpath, bdf, group)
+
+
+def _vfio_group(t: _Tree, devpath: str, bdf: str, group: int) -> None:
+    """The IOMMU group of a function on vfio-pci, and the group's VFIO character device
+    (drivers/vfio/group.c: class "vfio", device named after the group, minors in the order
+    the groups were opened by vfio, not the group numbers)."""
+    t.link(f"{devpath}/iommu_group", f"sys/kernel/iommu_groups/{group}")
+    t.link(f"sys/kernel/iommu_groups/{group}/devices/{bdf}", devpath)
+    t.write(f"sys/kernel/iommu_groups/{group}/type", "DMA")
+    minor = t.counters["vfio"]
+    t.counters["vfio"] += 1
+    t.write(f"sys/devices/virtual/vfio/{group}/dev", f"{VFIO_MAJOR}:{minor}")
+    t.link(f"sys/class/vfio/{group}", f"sys/devices/virtual/vfio/{group}")
 
 
 def _bridge(t: _Tree, devpath: str, bdf: str, numa: int, secondary: int, ids: tuple[int, int]) -> None:
@@ -357,10 +382,13 @@ def _nic(t: _Tree, parent: str, domain: int, bus: int, slot: int, numa: int, ite
             bdf = _bdf(domain, bus, dev, vfn)
             devpath = f"{parent}/{bdf}"
             device = CX7 if k == 0 else 0x101E  # ConnectX Family mlx5Gen Virtual Function
+            # `vfio`: the PF on vfio-pci; `vfio=vfs`: its VFs (the PF keeps its driver).
+            on_vfio = mods.get("vfio", None) == ("vfs" if k else "")
             if kind == "eth":
-                _pci_function(t, devpath, bdf, 0x8086, 0x1533, ETH_CLASS, numa, "igb")
+                _pci_function(t, devpath, bdf, 0x8086, 0x1533, ETH_CLASS, numa, "vfio-pci" if on_vfio else "igb")
             else:
-                _pci_function(t, devpath, bdf, 0x15B3, device, IB_CLASS if ib else ETH_CLASS, numa, "mlx5_core")
+                driver = "vfio-pci" if on_vfio else "mlx5_core"
+                _pci_function(t, devpath, bdf, 0x15B3, device, IB_CLASS if ib else ETH_CLASS, numa, driver)
             if k == 0 and nvfs:
                 t.write(f"{devpath}/sriov_totalvfs", "16")
                 t.write(f"{devpath}/sriov_numvfs", str(nvfs))
@@ -368,7 +396,7 @@ def _nic(t: _Tree, parent: str, domain: int, bus: int, slot: int, numa: int, ite
                 t.link(f"{devpath}/physfn", f"{parent}/{pf_bdf}")
                 t.link(f"{parent}/{pf_bdf}/virtfn{k - 1}", devpath)
             name = None
-            if "nonet" not in mods:
+            if "nonet" not in mods and not on_vfio:  # vfio-pci: no netdev, no RDMA device
                 # systemd names: f<function> only on multi-function devices, np<port> for mlx5 Ethernet.
                 name = f"{prefix}p{bus}s{dev}" + (
                     f"f{vfn}"
@@ -376,7 +404,7 @@ def _nic(t: _Tree, parent: str, domain: int, bus: int, slot: int, numa: int, ite
                     else (f"f{fn}" if multi else "") + (f"np{fn if multi else 0}" if kind == "roce" else "")
                 )
                 _netdev(t, devpath, name, ib, mtu, bdf)
-            if rdma:
+            if rdma and not on_vfio:
                 _rdma(t, devpath, ib, name)
 
 
@@ -461,7 +489,8 @@ def build(description: str | Description, root: str) -> str:
     t.write("sys/devices/virtual/net/lo/type", "772")
     t.write("sys/devices/virtual/net/lo/mtu", "65536")
     t.link("sys/class/net/lo", "sys/devices/virtual/net/lo")
-    if minors:
+    vfio = t.counters["vfio"]
+    if minors or vfio:
         extra = "".join(
             f"{major} {name}\n"
             for major, name, wanted in (
@@ -469,14 +498,19 @@ def build(description: str | Description, root: str) -> str:
                 (NVIDIA_FS_MAJOR, "nvidia-fs", desc.gds),
                 (NVIDIA_CAPS_MAJOR, "nvidia-caps", desc.mig),
                 (IMEX_MAJOR, "nvidia-caps-imex-channels", desc.imex),
+                (VFIO_MAJOR, "vfio", vfio),
             )
             if wanted
         )
+        nvidia = ("195 nvidia\n", f"{UVM_MAJOR} nvidia-uvm\n") if minors else ("", "")
         t.write(
             "proc/devices",
-            "Character devices:\n  1 mem\n 10 misc\n195 nvidia\n226 drm\n"
-            f"231 infiniband_verbs\n{extra}{UVM_MAJOR} nvidia-uvm\n\nBlock devices:\n  8 sd",
+            f"Character devices:\n  1 mem\n 10 misc\n{nvidia[0]}226 drm\n"
+            f"231 infiniband_verbs\n{extra}{nvidia[1]}\nBlock devices:\n  8 sd",
         )
+    if vfio:
+        t.write("sys/devices/virtual/misc/vfio/dev", f"{VFIO_MISC[0]}:{VFIO_MISC[1]}")
+        t.link("sys/class/misc/vfio", "sys/devices/virtual/misc/vfio")
     if t.counters["mlx5_"]:
         t.write("sys/class/infiniband_verbs/abi_version", "6")
         t.write("sys/class/infiniband_mad/abi_version", "5")

@@ -10,7 +10,7 @@ runtime with a newer state (a new `status` name, say) must not fail every contai
 Pure parsing; errors are one line (exit 3).
 """
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 from cdigen import strictjson
 from cdigen.errors import InvalidInput
@@ -20,10 +20,9 @@ class StateError(InvalidInput):
     pass
 
 
-@dataclass(frozen=True)
-class HookState:
-    bundle: str
-    pid: int | None = None
+# A named tuple, not a dataclass: `dataclasses` (with inspect) costs more import time than
+# `cdigen hook ldcache` spends on its work (docs/benchmarks.md).
+HookState = namedtuple("HookState", ["bundle", "pid"], defaults=[None])
 
 
 def _fail(message: str):

@@ -13,6 +13,7 @@ DEFAULT_VENDOR = "cdigen.io"  # not nvidia.com: our devices carry NICs too, and 
 DEFAULT_CLASS = "gpu"
 NAME_STRATEGIES = ("index", "uuid", "pci")
 FORMATS = ("yaml", "json")
+MODES = ("container", "vm")  # vm: only functions bound to vfio-pci (scan/vfio.py)
 # Every released CDI consumer loads 0.5.0 (docs/cdi-conformance.md, "Versions"); netdev settings
 # then travel in the hook arguments alone, which configure the container just as well.
 DEFAULT_CDI_VERSION = "0.5.0"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from cdigen import hookentry, netdev
 from cdigen.errors import BadArgument, NoGPU
-from cdigen.scan import DEFAULT_CDI_VERSION, DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, NAME_STRATEGIES
+from cdigen.scan import DEFAULT_CDI_VERSION, DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, MODES, NAME_STRATEGIES
 from cdigen.scan.affinity import Affinity, assign, classify
 from cdigen.scan.model import CharDev, Gpu, Mount, Nic, ScanWarning, Topology
 
@@ -40,6 +40,9 @@ class BuildOptions:
     # Only the NICs, keyed by GPU (no GPU nodes, driver files or GPUDirect devices): for a host
     # whose GPUs come from nvidia-ctk's spec (docs/gpu.md, "Beside nvidia-ctk").
     nic_only: bool = False
+    # "container" (default) or "vm": only the functions bound to vfio-pci, as VFIO devices for
+    # a VM runtime (scan/vfio.py, docs/vm.md "VFIO devices").
+    mode: str = "container"
 
 
 def candidate_nics(topo: Topology) -> list[Nic]:
@@ -273,6 +276,12 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
         except SpecError as e:
             raise BadArgument(argument, str(e)) from None
     hookentry.check_hook_path(opts.hook_path)
+    if opts.mode not in MODES:
+        raise BadArgument("mode", f"unknown {opts.mode!r}; use {' or '.join(MODES)}")
+    if opts.mode == "vm":
+        from cdigen.scan.vfio import build_vm_spec
+
+        return build_vm_spec(topo, opts)
     if opts.netdev_name is not None:
         check_name_template(opts.netdev_name)
     gpus = sorted(topo.usable_gpus, key=lambda g: g.minor)  # devices by /dev/nvidia minor
@@ -312,7 +321,7 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
         if not gpus:
             raise BadArgument(
                 "nic_only",
-                f"no GPU has an RDMA NIC within {opts.nic_affinity.name}: the spec would have no device",
+                f"finds no GPU with an RDMA NIC within {opts.nic_affinity.name}: the spec would have no device",
             )
 
     devices = []

@@ -102,6 +102,25 @@ def nic_label(rdma: list[str], netdevs: list[str], bdf: str) -> str:
 
 
 @dataclass(frozen=True)
+class VfioFunction:
+    """A PCI function bound to vfio-pci, to be passed whole to a VM (docs/vm.md, "VFIO
+    devices"): an NVIDIA GPU (`kind` "gpu") or a network/InfiniBand controller ("nic"), PF or
+    VF. It has no netdev, RDMA device or /dev/nvidiaN on the host: only its IOMMU group's node
+    /dev/vfio/<group>, whose numbers come from sysfs (`node`; None: unknown, the CDI runtime
+    takes them from the host's node)."""
+
+    bdf: str
+    kind: str
+    group: int
+    node: CharDev | None = None
+    physfn: str | None = None  # a VF: its PF
+
+    @property
+    def path(self) -> str:
+        return f"/dev/vfio/{self.group}"
+
+
+@dataclass(frozen=True)
 class ScanWarning:
     """Something the scan could not read, or a choice the caller may want to revisit.
 
@@ -175,6 +194,8 @@ class Topology:
     warnings: list[ScanWarning] = field(default_factory=list)
     driver: DriverFiles | None = None  # scan/driver.py; None: not looked for, or nothing found
     gpudirect: GpuDirect | None = None  # scan/gpudirect.py; None: not looked for
+    vfio: list[VfioFunction] = field(default_factory=list)  # PCI order: GPUs and NICs on vfio-pci
+    vfio_control: CharDev | None = None  # /dev/vfio/vfio, when `vfio` is not empty
 
     @property
     def usable_gpus(self) -> list[Gpu]:

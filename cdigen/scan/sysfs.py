@@ -419,5 +419,9 @@ def discover(root: str = "/") -> Topology:
             r.warn("sys/class/misc/rdma_cm", "missing (module rdma_ucm not loaded?); /dev/infiniband/rdma_cm left out")
         if num:
             topo.rdma_cm = CharDev("/dev/infiniband/rdma_cm", *num)
+    if any(fn.driver == "vfio-pci" for fn in pci.values()):
+        from cdigen.scan.vfio import discover_vfio
+
+        topo.vfio, topo.vfio_control = discover_vfio(r, pci)
     topo.warnings = r.warnings
     return topo
