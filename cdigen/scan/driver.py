@@ -149,11 +149,18 @@ def cache_paths(data: bytes) -> list[str]:
     return out
 
 
+def _open_rb(path: str):
+    """A regular file opened for reading; OSError for a FIFO or device, never a hang."""
+    from cdigen.scan.sysfs import open_regular
+
+    return os.fdopen(open_regular(path), "rb")
+
+
 def elf_soname(path: str) -> str | None:
     """DT_SONAME of an ELF shared object (32/64-bit, either byte order), read from its
     program headers; None when it is not ELF or names no SONAME."""
     try:
-        with open(path, "rb") as f:
+        with _open_rb(path) as f:
             head = f.read(64)
             if len(head) < 52 or head[:4] != b"\x7fELF" or head[5] not in (1, 2) or head[4] not in (1, 2):
                 return None
@@ -217,7 +224,7 @@ def kernel_module(root: str) -> tuple[str | None, bool | None]:
     """(version, open flavour) of the loaded nvidia kernel module, from `/proc/driver/nvidia/version`
     under `root`; (None, None) when there is no such file or it cannot be read."""
     try:
-        with open(os.path.join(root, VERSION_FILE), "rb") as f:
+        with _open_rb(os.path.join(root, VERSION_FILE)) as f:
             text = f.read(4096).decode("utf-8", "replace")
     except OSError:
         return None, None
@@ -245,7 +252,7 @@ def discover_driver(
     cache_rel = r.resolve("/etc/ld.so.cache")
     if cache_rel is not None and r.lstat(cache_rel) and stat.S_ISREG(r.lstat(cache_rel).st_mode):
         try:
-            with open(r.host(cache_rel), "rb") as f:
+            with _open_rb(r.host(cache_rel)) as f:
                 data = f.read(16 << 20)
         except OSError:
             data = b""
@@ -355,13 +362,13 @@ def _firmware(root: str, r: Root, version: str) -> str | None:
     /lib/firmware/<release> and /lib/firmware (the kernel's order); None when none holds gsp*.bin."""
     release = custom = ""
     try:
-        with open(os.path.join(root, "proc/sys/kernel/osrelease")) as f:
-            release = f.read(256).strip()
+        with _open_rb(os.path.join(root, "proc/sys/kernel/osrelease")) as f:
+            release = f.read(256).decode("utf-8", "replace").strip()
     except OSError:
         pass
     try:
-        with open(os.path.join(root, "sys/module/firmware_class/parameters/path")) as f:
-            custom = f.read(4096).strip()
+        with _open_rb(os.path.join(root, "sys/module/firmware_class/parameters/path")) as f:
+            custom = f.read(4096).decode("utf-8", "replace").strip()
     except OSError:
         pass
     bases = [custom] if custom.startswith("/") else []

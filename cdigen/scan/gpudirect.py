@@ -22,6 +22,7 @@ import struct
 from cdigen.scan.affinity import Affinity, classify
 from cdigen.scan.driver import kernel_module
 from cdigen.scan.model import CharDev, GpuDirect, MigDevice, Mount, ScanWarning, Topology
+from cdigen.scan.sysfs import parse_char_majors, read_bytes
 
 MAX_IMEX_CHANNEL = (1 << 20) - 1
 ACS_CAP, ATS_CAP = 0x000D, 0x000F
@@ -32,28 +33,13 @@ VERDICTS = ("yes", "cpu", "no")
 
 def char_majors(root: str) -> dict[str, int]:
     """The "Character devices:" section of /proc/devices: name -> major."""
-    try:
-        with open(os.path.join(root, "proc/devices"), "rb") as f:
-            text = f.read(65536).decode("utf-8", "replace")
-    except OSError:
-        return {}
-    majors, section = {}, None
-    for line in text.splitlines():
-        if line.endswith("devices:"):
-            section = line
-            continue
-        num, _, name = line.strip().partition(" ")
-        if section == "Character devices:" and num.isdigit():
-            majors[name.strip()] = int(num)
-    return majors
+    data = read_bytes(os.path.join(root, "proc/devices"), 65536)
+    return {} if data is None else parse_char_majors(data.decode("utf-8", "replace"))
 
 
 def _read(path: str, size: int = 256) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read(size).decode("utf-8", "replace").strip()
-    except OSError:
-        return None
+    data = read_bytes(path, size)
+    return None if data is None else data.decode("utf-8", "replace").strip()
 
 
 def _listdir(path: str) -> list[str]:
@@ -182,12 +168,7 @@ def ext_capability(config: bytes, cap_id: int) -> int | None:
 def _config(root: str, topo: Topology, bdf: str, cache: dict) -> bytes | None:
     """The whole config space of `bdf`, or None when only its first 256 bytes (or nothing) can be read."""
     if bdf not in cache:
-        data = None
-        try:
-            with open(os.path.join(root, "sys/bus/pci/devices", bdf, "config"), "rb") as f:
-                data = f.read(4096)
-        except OSError:
-            pass
+        data = read_bytes(os.path.join(root, "sys/bus/pci/devices", bdf, "config"), 4096)
         cache[bdf] = data if data is not None and len(data) > 0x100 else None
     return cache[bdf]
 

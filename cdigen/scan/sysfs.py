@@ -46,13 +46,7 @@ class _Reader:
         self.warnings.append(ScanWarning("/" + rel, reason))
 
     def _open(self, rel: str) -> int:
-        """An fd of the regular file `rel`: opened non-blocking and checked, so that a FIFO or
-        device standing in for a sysfs file is a warning, never a hang."""
-        fd = os.open(self.path(rel), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OSError(0, "not a regular file")
-        return fd
+        return open_regular(self.path(rel))
 
     def text(self, rel: str, missing_ok: bool = False) -> str | None:
         try:
@@ -280,16 +274,7 @@ def _control(r: _Reader) -> list[CharDev]:
     text = r.text("proc/devices")
     if text is None:
         return nodes
-    majors = {}
-    section = None
-    for line in text.splitlines():
-        if line.endswith("devices:"):
-            section = line
-            continue
-        num, _, name = line.strip().partition(" ")
-        if section == "Character devices:" and decimal(num) is not None:
-            majors[name.strip()] = decimal(num)
-    uvm = majors.get("nvidia-uvm")
+    uvm = parse_char_majors(text).get("nvidia-uvm")
     if uvm is None:
         r.warn(
             "proc/devices",
@@ -354,6 +339,43 @@ def _netdevs(r: _Reader, pci: dict[str, PciFunction]) -> list[Netdev]:
 
 
 MAX_NUMA_NODES = 1024
+
+
+def open_regular(path: str) -> int:
+    """An fd of the regular file `path`: opened non-blocking and checked, so that a FIFO or
+    device standing in for a sysfs or procfs file is an error (OSError), never a hang."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(0, "not a regular file")
+    return fd
+
+
+def read_bytes(path: str, size: int) -> bytes | None:
+    """At most `size` bytes of the regular file `path`; None when it cannot be read."""
+    try:
+        fd = open_regular(path)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def parse_char_majors(text: str) -> dict[str, int]:
+    """name -> major from the "Character devices:" section of /proc/devices."""
+    majors, section = {}, None
+    for line in text.splitlines():
+        if line.endswith("devices:"):
+            section = line
+            continue
+        num, _, name = line.strip().partition(" ")
+        if section == "Character devices:" and decimal(num) is not None:
+            majors[name.strip()] = decimal(num)
+    return majors
 
 
 def decimal(text: str) -> int | None:

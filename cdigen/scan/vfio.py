@@ -31,21 +31,11 @@ def _kind(vendor: int | None, class_code: int | None) -> str | None:
 
 
 def _char_majors(r) -> dict[str, int] | None:
-    """name -> major from the "Character devices:" section of proc/devices; None: unreadable."""
-    from cdigen.scan.sysfs import decimal
+    """name -> major of proc/devices' character devices; None: unreadable."""
+    from cdigen.scan.sysfs import parse_char_majors
 
     text = r.text("proc/devices", missing_ok=True)
-    if text is None:
-        return None
-    majors, section = {}, None
-    for line in text.splitlines():
-        if line.endswith("devices:"):
-            section = line
-            continue
-        num, _, name = line.strip().partition(" ")
-        if section == "Character devices:" and decimal(num) is not None:
-            majors[name.strip()] = decimal(num)
-    return majors
+    return None if text is None else parse_char_majors(text)
 
 
 def _group(r, bdf: str) -> int | None:
