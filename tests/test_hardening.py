@@ -402,3 +402,43 @@ def test_allow_insecure_specs_on_the_command_line(tmp_path, root_only):
     proc = run_cdigen(*args, check=3)
     assert "writable by group and others (mode 0666), and cdigen runs as root" in proc.stderr
     run_cdigen(*args, "--allow-insecure-specs", check=0)
+
+
+def test_apply_killed_at_random_leaves_old_or_new_content_and_the_next_apply_cleans_up(tmp_path):
+    """kill -9 of a real `cdigen apply` at random moments: config.json is always either the old
+    or the new bytes, and after the next apply no temp file is left."""
+    import random
+
+    from tests.helpers.specs import gpu_spec, make_bundle, write_spec
+
+    spec_dir = tmp_path / "cdi"
+    write_spec(spec_dir, "gpu.yaml", gpu_spec(2))
+    bundle = make_bundle(tmp_path)
+    old = (bundle / "config.json").read_bytes()
+    args = [
+        sys.executable,
+        "-m",
+        "cdigen",
+        "apply",
+        str(bundle),
+        "--device",
+        "cdigen.io/gpu=gpu1",
+        "--spec-dir",
+        str(spec_dir),
+        "--hook-path",
+        "/usr/bin/cdigen",
+    ]
+    subprocess.run(args, check=True, capture_output=True)
+    new = (bundle / "config.json").read_bytes()
+    assert new != old
+    rng = random.Random(7)
+    for _ in range(12):
+        (bundle / "config.json").write_bytes(old)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.0, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert (bundle / "config.json").read_bytes() in (old, new)
+    subprocess.run(args, check=True, capture_output=True)
+    assert (bundle / "config.json").read_bytes() == new
+    assert sorted(p.name for p in bundle.iterdir()) == ["config.json"]
