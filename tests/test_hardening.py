@@ -442,3 +442,19 @@ def test_apply_killed_at_random_leaves_old_or_new_content_and_the_next_apply_cle
     subprocess.run(args, check=True, capture_output=True)
     assert (bundle / "config.json").read_bytes() == new
     assert sorted(p.name for p in bundle.iterdir()) == ["config.json"]
+
+
+def test_a_fifo_as_the_containers_network_namespace_is_an_error_not_a_hang(tmp_path):
+    fifo = tmp_path / "netns"
+    os.mkfifo(fifo)
+    linux = {"namespaces": [{"type": "network", "path": str(fifo)}], "netDevices": {"cdigenfifo0": {"name": "net0"}}}
+    config = {"ociVersion": "1.0.2", "linux": linux}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    state = json.dumps({"ociVersion": "1.0.2", "id": "c", "status": "creating", "bundle": str(tmp_path), "pid": 1})
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "cdigen", "hook"], input=state, capture_output=True, text=True, timeout=30
+    )
+    assert time.monotonic() - started < 10
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1
+    assert f"cannot open network namespace {fifo}: not a namespace file" in proc.stderr

@@ -253,17 +253,21 @@ def own_netns_path() -> str:
 
 def netns_id(path: str) -> tuple[int, int]:
     """(st_dev, st_ino) of a netns file: equal ids = the same namespace."""
+    import stat
+
     try:
         st = os.stat(path)
     except OSError as e:
         raise CdigenError(f"cannot open network namespace {path}: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):  # nsfs files are regular; a FIFO here would block an open
+        raise CdigenError(f"cannot open network namespace {path}: not a namespace file")
     return st.st_dev, st.st_ino
 
 
 def open_netns(path: str) -> int:
     """An O_RDONLY fd of a netns file (for IFLA_NET_NS_FD and setns); the caller closes it."""
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # never blocks on a FIFO
     except OSError as e:
         raise CdigenError(f"cannot open network namespace {path}: {e.strerror}") from None
 
