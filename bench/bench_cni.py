@@ -26,15 +26,11 @@ import tempfile
 import time
 import uuid
 
-from common import BASELINE, HEADER, environment, installed, row, timed
+from common import BASELINE, HEADER, environment, installed, row, sh, timed
 
 PLUGINS = ("/usr/lib/cni", "/opt/cni/bin")
 TARGET_MS = 40
 ADD = {"CNI_COMMAND": "ADD"}
-
-
-def sh(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True)
 
 
 def main() -> None:

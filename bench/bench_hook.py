@@ -9,7 +9,7 @@ same loop, interleaved, with the same interpreter. Reports medians and their rat
 
     sudo /tmp/venv/bin/python bench/bench_hook.py [--runs 21] [--compare]
 
---compare also times the alternatives the hook does not use (see cdigen/netns.py): importing
+--compare also times the alternatives the hook does not use (see cdigen/hook/rtnetlink.py): importing
 pyroute2's IPRoute, and the same work done with iproute2 subprocesses.
 """
 
@@ -23,21 +23,10 @@ import tempfile
 import time
 import uuid
 
+from common import sh, timed
+
 PYTHON = sys.executable  # the real interpreter, never the pyenv shim
 HOOK = os.path.join(os.path.dirname(PYTHON), "cdigen")
-
-
-def sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True)
-
-
-def timed(argv: list[str], stdin: bytes | None = None) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(argv, input=stdin, capture_output=True)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.decode().strip()}")
-    return elapsed * 1000
 
 
 class Scene:
@@ -124,7 +113,7 @@ def main() -> None:
             times["python -I -S -c pass"].append(timed([PYTHON, "-I", "-S", "-c", "pass"]))
             scene = Scene(workdir)
             try:
-                times["cdigen hook (console script)"].append(timed([HOOK, "hook"], scene.state))
+                times["cdigen hook (console script)"].append(timed([HOOK, "hook"], None, scene.state))
                 scene.check()
             finally:
                 scene.teardown()

@@ -23,24 +23,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
+
+from common import sh, timed
 
 PYTHON = sys.executable  # the real interpreter, never the pyenv shim
 CDIGEN = os.path.join(os.path.dirname(PYTHON), "cdigen")
-
-
-def sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True)
-
-
-def timed(argv: list[str], stdin: bytes | None = None, env: dict | None = None) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(argv, input=stdin, capture_output=True, env=env)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.decode().strip()}")
-    return elapsed * 1000
 
 
 class Returned:
@@ -108,7 +96,7 @@ def main() -> None:
                 scene = Returned(workdir)
                 try:
                     argv, stdin = command(kind, scene)
-                    times[names[kind]].append(timed(argv, stdin, env))
+                    times[names[kind]].append(timed(argv, env, stdin))
                     scene.check()
                 finally:
                     scene.teardown()

@@ -64,7 +64,14 @@ def installed(directory: str) -> str:
     return script
 
 
-def timed(argv: list[str], env: dict, stdin: bytes | None = None, ok=(0,), cwd: str | None = None) -> float:
+def sh(*argv: str) -> None:
+    """Run a set-up or tear-down command (not timed); its failure ends the benchmark."""
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+def timed(
+    argv: list[str], env: dict | None = None, stdin: bytes | None = None, ok=(0,), cwd: str | None = None
+) -> float:
     """Milliseconds of one whole process; SystemExit when its exit code is not in `ok`.
     Its stdout and stderr are files, not pipes: a container that `runc create` leaves behind
     inherits them, and would hold a pipe open."""

@@ -113,3 +113,21 @@ def net(needs_netns):
     made = Net()
     yield made
     made.cleanup()
+
+
+@pytest.fixture(scope="module")
+def rootfs(needs_runc, tmp_path_factory):
+    """A busybox-static root filesystem for runc containers (one per test module)."""
+    from tests.helpers.runc import build_rootfs
+
+    return build_rootfs(tmp_path_factory.mktemp("busybox"))
+
+
+@pytest.fixture
+def runc(tmp_path):
+    """Debian's runc with a state directory of the test's own, its containers removed after."""
+    from tests.helpers.runc import Runc
+
+    made = Runc(tmp_path / "runc-state")
+    yield made
+    made.cleanup()

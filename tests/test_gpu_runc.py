@@ -14,18 +14,11 @@ import pytest
 from cdigen.hookentry import default_hook_path
 from tests.helpers import driver
 from tests.helpers.proc import run_cdigen
-from tests.helpers.runc import Runc, build_rootfs, runc_bundle
+from tests.helpers.runc import build_rootfs, runc_bundle
 
 pytestmark = [pytest.mark.usefixtures("needs_runc"), pytest.mark.root, pytest.mark.runc]
 
 LIB = "/usr/lib/x86_64-linux-gnu"
-
-
-@pytest.fixture
-def runc(tmp_path):
-    made = Runc(tmp_path / "runc-state")
-    yield made
-    made.cleanup()
 
 
 def rootfs_with_ldconfig(directory, ldconfig: bytes | None = None) -> str:

@@ -21,25 +21,13 @@ import pytest
 from cdigen.hookentry import default_hook_path
 from tests.helpers.netns import come_home, is_up, link, unique
 from tests.helpers.proc import run_cdigen
-from tests.helpers.runc import Runc, build_rootfs, parse_ip_addr, runc_bundle
+from tests.helpers.runc import parse_ip_addr, runc_bundle
 from tests.helpers.specs import cdi_spec, scan_device, write_spec
 
 pytestmark = [pytest.mark.usefixtures("needs_runc"), pytest.mark.root, pytest.mark.runc]
 
 KIND = "test.cdigen.io/lifecycle"
 SETTINGS = "address=192.0.2.10,mask=255.255.255.0,mtu=9000"
-
-
-@pytest.fixture(scope="module")
-def rootfs(needs_runc, tmp_path_factory):
-    return build_rootfs(tmp_path_factory.mktemp("busybox"))
-
-
-@pytest.fixture
-def runc(tmp_path):
-    made = Runc(tmp_path / "runc-state")
-    yield made
-    made.cleanup()
 
 
 def runtime_moves_it(host: str, cname: str) -> dict:

@@ -390,11 +390,6 @@ NODE = {"path": "/dev/cdigen-test0", "type": "c", "major": 1, "minor": 3}  # /de
 INSIDE = ["sh", "-c", "ip addr && echo @@ && busybox stat -c '%n %t %T' /dev/cdigen-test0 && echo @@ && busybox env"]
 
 
-@pytest.fixture(scope="module")
-def rootfs(needs_runc, tmp_path_factory):
-    return build_rootfs(tmp_path_factory.mktemp("busybox"))
-
-
 def nic_spec(spec_dir, hostif: str) -> None:
     nic = scan_device(
         "nic0", [NODE], nics=[(hostif, "net0")], settings={hostif: f"name=net0,{SETTINGS}"}, hook_path=CDIGEN
