@@ -14,7 +14,7 @@ compared with `python -I -S -c pass` measured in the same invocation. Scenarios:
 - "floor": `python -c pass` with site (and, for an editable install, its import finder),
   which every console-script start pays before cdigen's first import;
 - "reference": `cdigen hook --help`, the start-up of the other hand-dispatched hot-path
-  command (it imports dataclasses through cdigen.netdev too).
+  command (it imports cdigen.netdev's rules too).
 
 Bytecode caching is on (PYTHONDONTWRITEBYTECODE is removed) and one warm-up run precedes
 each scenario, as for an installed package.

@@ -11,8 +11,9 @@ processes, as containerd's runc shim calls the runtime.
 - pass-through: `state ID` of a created container, and `--version`: exec at once.
 
 Every number is the median of --runs interleaved rounds (bench/common.py), each also timing
-`python -I -S -c pass`. The shim is the installed layout's console script (bench/common.py),
-reached through a `cdigen-runtime` link. Run as root.
+`python -I -S -c pass`. The shim is the installed layout's `cdigen-runtime` script
+(bench/common.py); one more row runs `--version` through a `cdigen-runtime` link to the `cdigen`
+console script, the other way to install it, whose pip wrapper imports `re`. Run as root.
 
 usage: sudo bench/bench_shim.py [--runs N]
 """
@@ -77,8 +78,11 @@ def main() -> None:
     env = environment()
     runc = shutil.which("runc")
     with tempfile.TemporaryDirectory(prefix="cdigen-bench-shim-") as tmp:
-        shim = os.path.join(tmp, "cdigen-runtime")
-        os.symlink(installed(tmp), shim)
+        cdigen = installed(tmp)
+        shim = os.path.join(os.path.dirname(cdigen), "cdigen-runtime")
+        link = os.path.join(tmp, "link", "cdigen-runtime")
+        os.makedirs(os.path.dirname(link))
+        os.symlink(cdigen, link)
         spec_dir = os.path.join(tmp, "cdi")
         os.makedirs(spec_dir)
         with open(os.path.join(spec_dir, "bench.json"), "w") as f:
@@ -123,6 +127,8 @@ def main() -> None:
                 "shim state (pass-through)": lambda e: timed([shim, "--root", state, "state", standing], e),
                 "runc --version": lambda e: timed([runc, "--version"], e),
                 "shim --version (pass-through)": lambda e: timed([shim, "--version"], e),
+                "runc --version ": lambda e: timed([runc, "--version"], e),
+                "shim --version, link to the console script": lambda e: timed([link, "--version"], e),
             }
             medians = rounds(scenarios, args.runs, env)
         finally:

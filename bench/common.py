@@ -11,7 +11,8 @@ cost that a wheel install (a package directory in site-packages) does not have. 
 makes a throwaway venv whose site-packages has cdigen as a package directory (a link to the
 checkout's) and the development venv's site-packages for the dependencies (a path in a .pth
 file: its own .pth files, the editable finder among them, are not run), plus the `cdigen`
-console script as pip writes it. That is what a container host runs.
+console script as pip writes it and the `cdigen-runtime` script (bin/) as pip installs it.
+That is what a container host runs.
 """
 
 import compileall
@@ -57,10 +58,16 @@ def installed(directory: str) -> str:
     os.symlink(os.path.join(REPO, "cdigen"), os.path.join(site, "cdigen"))
     with open(os.path.join(site, "cdigen-deps.pth"), "w") as f:
         f.write(sysconfig.get_paths()["purelib"] + "\n")  # the dev venv's: typer, ruamel.yaml, jsonpatch...
+    python = os.path.join(venv, "bin", "python")
     script = os.path.join(venv, "bin", "cdigen")
     with open(script, "w") as f:
-        f.write(CONSOLE_SCRIPT.format(python=os.path.join(venv, "bin", "python")))
+        f.write(CONSOLE_SCRIPT.format(python=python))
+    with open(os.path.join(REPO, "bin", "cdigen-runtime")) as f:  # pyproject's script-files, as pip installs them
+        shim = f.read().replace("#!python", "#!" + python, 1)
+    with open(os.path.join(venv, "bin", "cdigen-runtime"), "w") as f:
+        f.write(shim)
     os.chmod(script, 0o755)
+    os.chmod(os.path.join(venv, "bin", "cdigen-runtime"), 0o755)
     return script
 
 

@@ -11,8 +11,6 @@ Runs at every container creation: a plain function, no typer; jsonpatch and the 
 are imported only when there is something to inject.
 """
 
-from dataclasses import dataclass, field
-
 from cdigen import hookentry
 from cdigen.errors import BadArgument, CdigenError
 from cdigen.files import DEFAULT_LOCK_TIMEOUT, atomic_write, locked_dir, remove_stale_temps
@@ -28,13 +26,18 @@ POD_NETWORK_ANNOTATIONS = (
 )
 
 
-@dataclass
 class ApplyResult:
-    path: str  # config.json
-    old: bytes  # its bytes before
-    new: bytes  # its bytes after (== old when nothing changes)
-    patch: list = field(default_factory=list)  # the RFC 6902 operations
-    devices: list[str] = field(default_factory=list)  # what was requested, in order
+    __slots__ = ("path", "old", "new", "patch", "devices")
+
+    def __init__(self, path: str, old: bytes, new: bytes, patch: list | None = None, devices: list[str] | None = None):
+        self.path = path  # config.json
+        self.old = old  # its bytes before
+        self.new = new  # its bytes after (== old when nothing changes)
+        self.patch = [] if patch is None else patch  # the RFC 6902 operations
+        self.devices = [] if devices is None else devices  # what was requested, in order
+
+    def __repr__(self) -> str:
+        return "ApplyResult(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
 def apply_devices(

@@ -4,9 +4,12 @@ Reading: regular files only, opened non-blocking (a FIFO or device standing in f
 never blocks a container start) and bounded in size. Writing: a temp file in the same
 directory, fsync, rename, so a reader never sees a half-written spec or config.json and a
 failure leaves the old file byte-identical. The only module that writes output files.
+
+No contextlib here: the runtime shim reads its settings with `read_regular` on every
+pass-through (`state`, `kill`...), and importing contextlib (functools, collections) costs
+about 7 ms there (docs/benchmarks.md, "Runtime shim").
 """
 
-import contextlib
 import os
 
 from cdigen.errors import CdigenError, InvalidInput
@@ -84,22 +87,28 @@ def atomic_write(path: str, data: bytes, mode: int | None = None) -> None:
             f.write(data)
             f.flush()
             if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                with contextlib.suppress(PermissionError):  # only root (CAP_CHOWN) may give it back
+                try:
                     os.fchown(f.fileno(), st.st_uid, st.st_gid)
+                except PermissionError:  # only root (CAP_CHOWN) may give it back
+                    pass
             os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.rename(tmp, path)
     except OSError as e:
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
         raise CdigenError(f"cannot write {path}: {e.strerror}") from None
     # Make the rename itself durable.
-    with contextlib.suppress(OSError):
+    try:
         dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+    except OSError:
+        pass
 
 
 def _write_into(path: str, data: bytes) -> None:
@@ -145,45 +154,53 @@ def remove_stale_temps(path: str) -> list[str]:
             pass
         except (PermissionError, OverflowError):
             continue
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(os.path.join(directory, name))
             removed.append(os.path.join(directory, name))
+        except OSError:
+            pass
     return removed
 
 
 DEFAULT_LOCK_TIMEOUT = 10.0  # seconds; README "apply"
 
 
-@contextlib.contextmanager
-def locked_dir(directory: str, timeout: float = DEFAULT_LOCK_TIMEOUT):
-    """Hold an exclusive flock on `directory` for the block, waiting at most `timeout` seconds.
+class locked_dir:  # lower case: used like a function, `with locked_dir(directory):`
+    """Hold an exclusive flock on `directory` for the `with` block, waiting at most `timeout`
+    seconds.
 
     The directory, not the file: the file is replaced by rename, so a lock on its inode would
     not exclude a writer that opens the new one. Two `cdigen apply` runs on one bundle
     serialise here; each reads config.json after taking the lock. No lock file is left behind.
     Anyone who can open the directory can hold the lock, so the wait is bounded: then a
     one-line error names the directory (exit 1) and nothing is changed."""
-    import fcntl
-    import time
 
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as e:
-        raise CdigenError(f"cannot open {directory}: {e.strerror}") from None
-    try:
-        deadline = time.monotonic() + timeout
+    def __init__(self, directory: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        self.directory, self.timeout = directory, timeout
+
+    def __enter__(self) -> None:
+        import fcntl
+        import time
+
+        try:
+            self.fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise CdigenError(f"cannot open {self.directory}: {e.strerror}") from None
+        deadline = time.monotonic() + self.timeout
         delay = 0.001
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
+                    os.close(self.fd)
                     raise CdigenError(
-                        f"{directory}: another process has held its lock (flock) for {timeout:g} s; nothing changed"
+                        f"{self.directory}: another process has held its lock (flock) for {self.timeout:g} s; "
+                        "nothing changed"
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
-        yield
-    finally:
-        os.close(fd)
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)  # releases the lock

@@ -14,7 +14,7 @@ in place of a separate mask. IPv6 masks are written as a prefix length ("64").
 Pure functions only: no I/O, cheap imports (this module is on the hook's start-up path).
 """
 
-from dataclasses import dataclass, replace
+from collections import namedtuple
 
 from cdigen.errors import InvalidInput
 
@@ -34,13 +34,15 @@ class DuplicateHost(NetdevError):
     """One host interface given two settings where only one may be."""
 
 
-@dataclass(frozen=True)
-class NetdevSettings:
-    host: str  # host interface name (key of linux.netDevices)
-    name: str | None = None  # name inside the container; None = keep the host name
-    address: str | None = None  # IPv4 or IPv6 address, without prefix
-    prefixlen: int | None = None  # set whenever address is set
-    mtu: int | None = None
+# Not dataclasses: importing them (inspect, ast, dis...) costs ~29 ms per process on the
+# container-start path (docs/benchmarks.md); hot-path records are named tuples or slotted
+# classes (docs/architecture.md, "Hot path").
+class NetdevSettings(namedtuple("NetdevSettings", "host name address prefixlen mtu", defaults=(None,) * 4)):
+    """host: host interface name (key of linux.netDevices); name: the name inside the
+    container, None = keep the host name; address: IPv4 or IPv6 address, without prefix;
+    prefixlen: set whenever address is set; mtu."""
+
+    __slots__ = ()
 
     @property
     def container_name(self) -> str:
@@ -67,7 +69,7 @@ class NetdevSettings:
         fields = {k: getattr(override, k) for k in ("name", "mtu") if getattr(override, k) is not None}
         if override.address is not None:
             fields.update(address=override.address, prefixlen=override.prefixlen)
-        out = replace(self, **fields)
+        out = self._replace(**fields)
         validate(out)
         return out
 

@@ -54,7 +54,7 @@ Plain functions; file reads only in `network_facts` (under `root`); `merge` is p
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 
 from cdigen import netdev, strictjson
 from cdigen.errors import InvalidInput
@@ -110,42 +110,56 @@ class Route(tuple):
         return f"Route({self[0]!r}, {self[1]!r})"
 
 
-@dataclass(frozen=True)
-class DeviceInfo:
+class DeviceInfo(
+    namedtuple(
+        "DeviceInfo",
+        (
+            "type",  # pci, vdpa, vhost-user, memif
+            "version",
+            "pci_address",  # pci (required), vdpa (optional)
+            "pf_pci_address",
+            "rdma_device",
+            "representor_device",
+            "vhost_net",
+            "parent_device",  # vdpa
+            "driver",  # vdpa: vhost | virtio
+            "path",  # vdpa device node, vhost-user or memif socket
+            "mode",  # vhost-user: client | server; memif: ethernet | ip | inject-punt
+            "role",  # memif: master | slave
+        ),
+        defaults=(None,) * 10,  # all but type and version
+    )
+):
     """A device-info document (spec 1.1.0), the fields cdigen uses."""
 
-    type: str  # pci, vdpa, vhost-user, memif
-    version: str
-    pci_address: str | None = None  # pci (required), vdpa (optional)
-    pf_pci_address: str | None = None
-    rdma_device: str | None = None
-    representor_device: str | None = None
-    vhost_net: str | None = None
-    parent_device: str | None = None  # vdpa
-    driver: str | None = None  # vdpa: vhost | virtio
-    path: str | None = None  # vdpa device node, vhost-user or memif socket
-    mode: str | None = None  # vhost-user: client | server; memif: ethernet | ip | inject-punt
-    role: str | None = None  # memif: master | slave
+    __slots__ = ()
 
     def identity(self) -> tuple:
         return (self.type, self.pci_address, self.parent_device, self.path)
 
 
-@dataclass(frozen=True)
-class NetworkFacts:
-    name: str  # network-status name / pod-networks key / CNI network name
-    interface: str  # the interface name inside the pod
-    host_interface: str | None = None  # the host netdev it is, if any
-    pci_address: str | None = None  # the PCI function it is, if known
-    addresses: tuple[str, ...] = ()  # CIDR, canonical ("192.0.2.10/24", "2001:db8::a/64")
-    mtu: int | None = None
-    mac: str | None = None  # lower case, colon separated
-    gateways: tuple[str, ...] = ()  # of the default routes
-    routes: tuple[Route, ...] = ()  # default routes included
-    default: bool = False  # the pod's default (cluster) network
-    pci_driver: str | None = None  # the driver bound to the PCI function (None: none)
-    device_info: DeviceInfo | None = None
-    sources: tuple[str, ...] = ()  # which sources described it (CNI result, pod-networks, ...)
+class NetworkFacts(
+    namedtuple(
+        "NetworkFacts",
+        (
+            "name",  # network-status name / pod-networks key / CNI network name
+            "interface",  # the interface name inside the pod
+            "host_interface",  # None; the host netdev it is, if any
+            "pci_address",  # None; the PCI function it is, if known
+            "addresses",  # (); CIDR, canonical ("192.0.2.10/24", "2001:db8::a/64")
+            "mtu",  # None
+            "mac",  # None; lower case, colon separated
+            "gateways",  # (); of the default routes
+            "routes",  # (); Route, default routes included
+            "default",  # False; the pod's default (cluster) network
+            "pci_driver",  # None; the driver bound to the PCI function (None: none)
+            "device_info",  # None; DeviceInfo
+            "sources",  # (); which sources described it (CNI result, pod-networks, ...)
+        ),
+        defaults=(None, None, (), None, None, (), (), False, None, None, ()),
+    )
+):
+    __slots__ = ()
 
     @property
     def vfio(self) -> bool:

@@ -1,6 +1,5 @@
 """`cdigen validate`, `cdigen list`, and our outputs checked against the JSON Schemas in specs/."""
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -216,7 +215,7 @@ def test_every_netdev_setting_cdigen_accepts_passes_the_schema(host, name, addre
         assert "\n" not in str(e)
         return
     assert list(NETDEVICES.iter_errors({cfg.host: cfg.to_oci()})) == []
-    assert netdev.from_oci(cfg.host, cfg.to_oci()) == dataclasses.replace(cfg, name=cfg.container_name)
+    assert netdev.from_oci(cfg.host, cfg.to_oci()) == cfg._replace(name=cfg.container_name)
     assert (cfg.mtu, cfg.name) == (mtu, name)
 
 

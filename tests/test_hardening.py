@@ -72,6 +72,55 @@ def test_strict_json_reads_back_what_python_writes_unless_it_cannot_be_written(d
         json.dumps(out, ensure_ascii=False).encode("utf-8")  # writable
 
 
+def _json_loads_outcome(loads, text):
+    try:
+        return "ok", loads(text)
+    except ValueError as e:
+        return type(e).__name__, str(e)
+
+
+def _json_library(text):
+    """strictjson.loads as it was: json.loads with the same hooks, whatever the scanner."""
+    doc = json.loads(
+        text,
+        parse_constant=strictjson._reject_constant,
+        parse_float=strictjson._parse_float,
+        parse_int=strictjson._parse_int,
+    )
+    if "\\u" in text:
+        strictjson._check_strings(doc)
+    return doc
+
+
+json_texts = st.one_of(
+    json_values.map(json.dumps),
+    json_values.map(lambda d: json.dumps(d, ensure_ascii=False, indent=1)),
+    st.text(alphabet=' \t\n\r{}[]":,0123456789.eE+-tfnulrsaNIy\\\ufeff\u00e9', max_size=30),
+    st.tuples(
+        json_values.map(json.dumps), st.sampled_from(["", " ", "\n", "x", "}", ",1", "\ufeff"]), st.booleans()
+    ).map(lambda t: t[1] + t[0] if t[2] else t[0] + t[1]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_texts)
+def test_strict_json_scanner_path_agrees_with_json_loads(text):
+    """strictjson parses with json's C scanner directly (no `json`/`re` import); whatever the
+    text, the document or the error (type and message) is json.loads's."""
+    assert _json_loads_outcome(strictjson.loads, text) == _json_loads_outcome(_json_library, text)
+
+
+def test_strict_json_imports_neither_json_nor_re():
+    code = (
+        "import sys; from cdigen import strictjson; "
+        'doc = strictjson.loads(b\' {"runtime": "runc", "n": [1, 2.5, true, null, "\\\\u00e9"]}\\n\'); '
+        "print(doc['n'][4], sorted({'json', 're'} & set(sys.modules)))"
+    )
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=repo)  # no site: re
+    assert out.stdout.split() == ["é", "[]"], out.stderr
+
+
 # ---------------------------------------------------------------------------- YAML
 
 

@@ -325,15 +325,15 @@ def test_process_missing_bundle_exit_3(tmp_path):
     assert proc.stderr.strip().endswith("nope/config.json: cannot read: No such file or directory")
 
 
-def test_hook_path_does_not_import_typer_rich_or_pyroute2(tmp_path):
-    """The hook is on the container-start path: lean imports only (design.md)."""
+def test_hook_path_does_not_import_typer_rich_pyroute2_or_dataclasses(tmp_path):
+    """The hook is on the container-start path: lean imports only (docs/architecture.md, "Hot path")."""
     (tmp_path / "config.json").write_text('{"linux": {"namespaces": [{"type": "network"}]}}')
     state = json.dumps({"ociVersion": "1.0.2", "id": "c", "status": "creating", "bundle": str(tmp_path)})
     code = (
         "import sys, io; sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[1].encode()));"
         "from cdigen.entry import main; rc = main(['hook']);"
-        "print(rc, sorted(m for m in ('typer', 'rich', 'click', 'pyroute2', 'ruamel', 'jsonschema', 'jsonpatch')"
-        " if m in sys.modules))"
+        "print(rc, sorted(m for m in ('typer', 'rich', 'click', 'pyroute2', 'ruamel', 'jsonschema', 'jsonpatch',"
+        " 'dataclasses', 'inspect') if m in sys.modules))"
     )
     import subprocess
     import sys

@@ -9,6 +9,7 @@ one line, on stderr and in the runtime's --log file."""
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdigen.cli.runtime import CONFIG_KEYS, load_settings, parse_runtime_args, resolve_runtime
+from cdigen.cli.runtime import CONFIG_KEYS, load_settings, own_script, parse_runtime_args, resolve_runtime
 from cdigen.errors import InvalidInput, UsageError
 from cdigen.hookentry import default_hook_path
 from tests.helpers.netns import ip
@@ -24,6 +25,7 @@ from tests.helpers.runc import build_rootfs, parse_ip_addr, runc_bundle
 from tests.helpers.specs import FPGA_SPEC, base_config, cdi_spec, make_bundle, scan_device, write_spec
 
 CDIGEN = default_hook_path()  # the console script of this venv
+SHIM = os.path.join(os.path.dirname(CDIGEN), "cdigen-runtime")  # bin/cdigen-runtime, as pip installs it
 FPGA = "example.com/fpga=f1"
 
 
@@ -173,6 +175,21 @@ def test_bad_config_file(tmp_path, text, message):
     assert set(CONFIG_KEYS) == {"runtime", "spec_dirs", "log", "hook_path"}
 
 
+def test_hook_path_is_the_console_script_of_the_installation(tmp_path, monkeypatch):
+    """Without a configured hook_path, the hook entries name the `cdigen` console script: the
+    one the shim runs as (a link, `cdigen runtime`) or the one beside the `cdigen-runtime`
+    script; None (the default hook path) when there is none."""
+    link = tmp_path / "cdigen-runtime"
+    link.symlink_to(CDIGEN)
+    lone = tmp_path / "lone" / "cdigen-runtime"
+    lone.parent.mkdir()
+    lone.write_text("#!/bin/sh\n")
+    lone.chmod(0o755)
+    for argv0, expected in ((SHIM, CDIGEN), (str(link), CDIGEN), (CDIGEN, CDIGEN), (str(lone), None), ("", None)):
+        monkeypatch.setattr(sys, "argv", [argv0])
+        assert own_script() == (os.path.realpath(expected) if expected else None), argv0
+
+
 def test_never_execs_itself(tmp_path):
     link = tmp_path / "cdigen-runtime"
     link.symlink_to(CDIGEN)
@@ -224,9 +241,10 @@ def fake(tmp_path):
     return {"out": out, "env": env, "shim": str(shim), "log": tmp_path / "shim.log", "dir": tmp_path}
 
 
-def shim(fake, *argv, env=None, via="link"):
-    """The shim as an engine starts it: the `cdigen-runtime` link (default) or `cdigen runtime`."""
-    cmd = [fake["shim"], *argv] if via == "link" else [CDIGEN, "runtime", *argv]
+def shim(fake, *argv, env=None, via="script"):
+    """The shim as an engine starts it: the installed `cdigen-runtime` script (default), a
+    `cdigen-runtime` link to the `cdigen` console script, or `cdigen runtime`."""
+    cmd = {"script": [SHIM], "link": [fake["shim"]], "subcommand": [CDIGEN, "runtime"]}[via] + list(argv)
     return subprocess.run(cmd, capture_output=True, text=True, env=fake["env"] | (env or {}), timeout=60)
 
 
@@ -247,11 +265,30 @@ def received(fake) -> list[str] | None:
         ["create", "--help"],
     ],
 )
-def test_pass_through_gets_the_original_arguments(fake, argv):
-    proc = shim(fake, *argv)
+@pytest.mark.parametrize("via", ["script", "link"])
+def test_pass_through_gets_the_original_arguments(fake, argv, via):
+    proc = shim(fake, *argv, via=via)
     assert proc.returncode == 0, proc.stderr
     assert received(fake) == argv
     assert proc.stderr == ""
+
+
+def test_pass_through_imports_only_the_shim(fake):
+    """A pass-through is Python's start, the shim's own modules and an exec: none of the stdlib
+    modules that cost more than the rest together (re, json, enum, contextlib, signal...;
+    docs/architecture.md, "Hot path"). Without site (whose editable-install finder imports re
+    itself), cdigen found on PYTHONPATH."""
+    env = fake["env"] | {"PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    del env["CDIGEN_RUNTIME_LOG"]  # the debugging log is JSON lines: it imports json
+    proc = subprocess.run(
+        [sys.executable, "-S", "-X", "importtime", SHIM, "--root", "/r", "state", "c1"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0 and received(fake) == ["--root", "/r", "state", "c1"], proc.stderr
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert {"cdigen.cli.runtime", "cdigen.strictjson"} <= imported  # it did read runtime.json
+    heavy = {"re", "json", "enum", "contextlib", "functools", "collections", "signal", "typing", "dataclasses"}
+    assert not heavy & imported
 
 
 def test_pass_through_never_reads_config_json(fake, tmp_path):
@@ -262,14 +299,15 @@ def test_pass_through_never_reads_config_json(fake, tmp_path):
     assert proc.returncode == 0 and (bundle / "config.json").read_text() == "not json at all"
 
 
-def test_create_injects_devices_from_the_container_env(fake, tmp_path):
+@pytest.mark.parametrize("via", ["script", "link"])
+def test_create_injects_devices_from_the_container_env(fake, tmp_path, via):
     config = base_config()
     config["process"]["env"].append(f"CDIGEN_DEVICES={FPGA}, ")
     bundle = make_bundle(tmp_path, config)
     argv = ["--root", "/r", "--log", str(tmp_path / "log.json"), "--log-format", "json"]
     argv += ["create", "--bundle", str(bundle), "--pid-file", str(bundle / "init.pid"), "c1"]
 
-    proc = shim(fake, *argv)
+    proc = shim(fake, *argv, via=via)
 
     assert proc.returncode == 0, proc.stderr
     assert received(fake) == argv
@@ -407,9 +445,7 @@ class Engine:
     """Drives the shim the way containerd's runc shim drives runc."""
 
     def __init__(self, tmp_path, config: str):
-        self.shim = tmp_path / "bin" / "cdigen-runtime"
-        self.shim.parent.mkdir()
-        self.shim.symlink_to(CDIGEN)
+        self.shim = SHIM
         self.root = str(tmp_path / "runc-state")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CDIGEN_")}
         self.env["CDIGEN_RUNTIME_CONFIG"] = config
@@ -546,11 +582,7 @@ def podman_run(podman, tmp_path, spec_dir, env_devices: str, command: list[str])
     """`podman run --runtime cdigen-runtime -e CDIGEN_DEVICES=..`: podman itself injects no CDI
     device (no --device); the shim finds the spec in /var/run/cdi, which is the test's spec
     directory in podman's private mount namespace (tests/helpers/podman.py)."""
-    shim_path = tmp_path / "bin" / "cdigen-runtime"
-    shim_path.parent.mkdir(exist_ok=True)
-    if not shim_path.exists():
-        shim_path.symlink_to(CDIGEN)
-    args = ["run", "--rm", "--runtime", str(shim_path), "--cgroup-parent", f"/{podman.cgroup_parent}"]
+    args = ["run", "--rm", "--runtime", SHIM, "--cgroup-parent", f"/{podman.cgroup_parent}"]
     args += ["--network", "none", "-e", f"CDIGEN_DEVICES={env_devices}", "--rootfs", podman.rootfs, *command]
     return podman.podman(spec_dir, *args)
 

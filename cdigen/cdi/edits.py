@@ -17,7 +17,6 @@ Where cdigen differs from the reference library, on purpose:
 import copy
 import os
 import stat
-from dataclasses import dataclass, field
 
 from cdigen import hookentry, netdev
 from cdigen.errors import BadArgument, InvalidInput
@@ -27,14 +26,19 @@ ANNOTATION_PREFIX = "cdi.k8s.io/"
 LIST_EDITS = ("env", "deviceNodes", "netDevices", "mounts", "hooks", "additionalGids")
 
 
-@dataclass
 class MergedEdits:
     """The edits of the requested devices, merged in the reference order, and the netdev
     settings they carry."""
 
-    edits: dict = field(default_factory=lambda: {k: [] for k in LIST_EDITS} | {"intelRdt": None})
-    netdevs: dict = field(default_factory=dict)  # host -> NetdevSettings, overrides included
-    spec_netdevs: dict = field(default_factory=dict)  # host -> NetdevSettings, from the specs only
+    __slots__ = ("edits", "netdevs", "spec_netdevs")
+
+    def __init__(self, edits: dict | None = None, netdevs: dict | None = None, spec_netdevs: dict | None = None):
+        self.edits = ({k: [] for k in LIST_EDITS} | {"intelRdt": None}) if edits is None else edits
+        self.netdevs = {} if netdevs is None else netdevs  # host -> NetdevSettings, overrides included
+        self.spec_netdevs = {} if spec_netdevs is None else spec_netdevs  # host -> NetdevSettings, from the specs only
+
+    def __repr__(self) -> str:
+        return "MergedEdits(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
 # ---------------------------------------------------------------------------- request

@@ -7,13 +7,14 @@ sexagesimal), timestamps stay strings. Only the first document of a stream is re
 keys are an error; aliases are bounded: the expanded size of the node graph is counted
 (memoised, so a "billion laughs" file is rejected in microseconds) before anything is
 constructed; recursive aliases are an error. docs/cdi-conformance.md, "Parsing".
+The block-YAML subset that specs are written in is read by hand (`parse_subset`, which says
+why), without importing ruamel.yaml; every other text, and every error, goes to ruamel.yaml.
 
 This subclasses ruamel.yaml's resolver and feeds its emitter events directly, which are not
 stable API: pyproject.toml bounds ruamel.yaml to the versions this was tested with.
 """
 
 import math
-import re
 
 from cdigen.errors import InvalidInput
 from cdigen.strictjson import check_string
@@ -71,17 +72,216 @@ def _plain_scalar(text: str):
     if text in _SPECIAL_FLOATS:
         return _SPECIAL_FLOATS[text]
     if text[:1] in "+-.0123456789":
-        import re
-
         plain = text.replace("_", "")
         value = _go_parse_int(plain) if plain else None
         if value is not None:
             return value
+        if plain.strip("+-.0123456789eE"):
+            return text  # not a number (`--netdev`): no need to import re
+        import re
+
         if re.fullmatch(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?", plain):
             value = float(plain)
             if not math.isinf(value):  # ParseFloat's range error: yaml.v2 keeps the text
                 return value
     return text  # timestamps too: yaml.v2 keeps them as strings for interface{} targets
+
+
+# ---------------------------------------------------------------------------- reading, fast path
+
+NOT_IN_SUBSET = object()  # what `parse_subset` returns for a text it leaves to ruamel.yaml
+_SUBSET_DEPTH = 32  # containers; well inside MAX_YAML_DEPTH (a CDI spec nests 6 deep)
+_MAX_KEY = 1000  # YAML refuses a simple key longer than 1024 characters
+_PLAIN_SAFE = str.maketrans(
+    dict.fromkeys("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./~+=-,:@%() ")
+)
+
+
+_plain_seen: dict = {}
+
+
+class _Declined(Exception):
+    pass
+
+
+def parse_subset(text: str):
+    """The document `_parse_ruamel(text)` returns, read by hand, for the block-YAML subset that
+    specs are written in (by `cdigen scan` and `render`, by Go's yaml.v2 as nvidia-ctk writes
+    them, by ruamel.yaml); NOT_IN_SUBSET for any other text, which then goes to ruamel.yaml.
+
+    Why (2-core VM, shared, so rough; 2026-11-30): ruamel.yaml costs 30-40 ms to import and
+    7.5-10 ms to read the HGX example spec (706 lines, C parser); this reads it in 2-3 ms,
+    importing nothing. A whole `cdigen apply` of one HGX device from that YAML spec went from
+    ~155 ms to ~105 ms (medians of 9 interleaved runs; dev venv; JSON costs the same as the
+    YAML now; `python -I -S -c pass` is ~20 ms).
+
+    The subset: lines of spaces and printable characters (no tab, CR, NUL or other line break:
+    `text` as a whole must pass str.isprintable() once the newlines are removed, which also
+    covers strictjson.check_string); blank lines and full-line comments; one leading `---`;
+    block mappings (`key: value`, `key:` and a deeper block or nothing = null) and block
+    sequences (`- value`, `- key: value` starting a mapping at the column after the dash, `-`
+    and a deeper block, `- - x`), a sequence under a key indented or at the key's own column
+    (yaml.v2's compact style); at most _SUBSET_DEPTH containers deep. Scalars are one line:
+    '...' (with '' for a quote), "..." without a backslash, or plain: letters, digits and
+    `_./~+=-,:@%()` and inner spaces, not `-` nor starting with `- `, `,`, `:`, `@`, `%` or
+    `(`, holding no `: ` and not ending with `:`; plain ones are resolved by `_plain_scalar`.
+    Everything else (flow `[ {`, anchors, aliases, tags, block scalars, multi-line scalars,
+    directives, `...`, a second document, escapes, trailing comments, duplicate keys, a key over
+    _MAX_KEY characters, an empty document) is declined, never guessed at.
+
+    The rule: for every text read here, the result equals (same types, same key order) what
+    the ruamel.yaml path gives, and every text that path refuses is declined here (so each
+    error is worded in one place); tests/test_goyaml_fast.py checks both differentially."""
+    if not text.replace("\n", "").isprintable():
+        return NOT_IN_SUBSET
+    lines = []
+    for line in text.split("\n"):
+        body = line.lstrip(" ")
+        if not body or body[0] == "#":
+            continue
+        indent = len(line) - len(body)
+        body = body.rstrip(" ")
+        if indent == 0 and body[:3] in ("---", "..."):
+            if lines or body != "---":
+                return NOT_IN_SUBSET
+            lines.append(None)  # the leading `---`, dropped below
+            continue
+        lines.append((indent, body))
+    if lines[:1] == [None]:
+        del lines[0]
+    if not lines:
+        return NOT_IN_SUBSET
+    try:
+        doc, end = _block(lines, 0, lines[0][0], 1)
+    except _Declined:
+        return NOT_IN_SUBSET
+    return doc if end == len(lines) else NOT_IN_SUBSET
+
+
+def _block(lines: list, i: int, indent: int, depth: int) -> tuple:
+    """The mapping or sequence whose first line is lines[i], at `indent`: (node, next line)."""
+    if depth > _SUBSET_DEPTH:
+        raise _Declined
+    body = lines[i][1]
+    if body == "-" or body[:2] == "- ":
+        return _sequence(lines, i, indent, depth)
+    return _mapping(lines, i, indent, depth)
+
+
+def _nested(lines: list, i: int, indent: int, depth: int) -> tuple:
+    """What follows `key:` or `-` at `indent`: a deeper block, else null."""
+    if i < len(lines) and lines[i][0] > indent:
+        return _block(lines, i, lines[i][0], depth + 1)
+    return None, i
+
+
+def _sequence(lines: list, i: int, indent: int, depth: int) -> tuple:
+    out = []
+    while i < len(lines) and lines[i][0] == indent and (lines[i][1] == "-" or lines[i][1][:2] == "- "):
+        body = lines[i][1][1:].lstrip(" ")
+        if not body:
+            value, i = _nested(lines, i + 1, indent, depth)
+        elif body == "-" or body[:2] == "- " or _entry(body) is not None:
+            lines[i] = (indent + len(lines[i][1]) - len(body), body)  # a node starting on the dash line
+            value, i = _block(lines, i, lines[i][0], depth + 1)
+        else:
+            value, i = _scalar(body), i + 1
+        out.append(value)
+    if i < len(lines) and lines[i][0] > indent:
+        raise _Declined  # a multi-line scalar, or odd indentation
+    return out, i
+
+
+def _mapping(lines: list, i: int, indent: int, depth: int) -> tuple:
+    out: dict = {}
+    while i < len(lines) and lines[i][0] == indent:
+        entry = _entry(lines[i][1])
+        if entry is None or entry[0] in out:
+            raise _Declined  # not `key: ...` (a stray `- `, a scalar), or a duplicate key
+        key, rest = entry
+        i += 1
+        if rest:
+            out[key] = _scalar(rest)
+        elif i < len(lines) and lines[i][0] == indent and (lines[i][1] == "-" or lines[i][1][:2] == "- "):
+            out[key], i = _sequence(lines, i, indent, depth + 1)  # yaml.v2's compact sequence
+        else:
+            out[key], i = _nested(lines, i, indent, depth)
+    if i < len(lines) and lines[i][0] > indent:
+        raise _Declined
+    return out, i
+
+
+def _entry(body: str) -> tuple | None:
+    """(key, the rest of the line) for `key: rest` or `key:`; None for a scalar alone."""
+    if body[0] in "'\"":
+        key, end = _quoted(body)
+        after = body[end:]
+        if not after:
+            return None
+        if after[0] != ":" or after[1:2] not in ("", " "):
+            raise _Declined
+    else:
+        end = body.find(": ")
+        if end < 0:
+            if body[-1] != ":":
+                return None
+            end = len(body) - 1
+        key = _plain(body[:end])
+        after = body[end:]
+    if end > _MAX_KEY:
+        raise _Declined
+    return key, after[1:].lstrip(" ")
+
+
+def _scalar(body: str):
+    if body[0] in "'\"":
+        value, end = _quoted(body)
+        if end != len(body):
+            raise _Declined  # a comment or anything else after the closing quote
+        return value
+    return _plain(body)
+
+
+def _quoted(body: str) -> tuple:
+    """The value of the quoted scalar that `body` starts with, and where it ends."""
+    if body[0] == '"':
+        end = body.find('"', 1)
+        if end < 0 or "\\" in body[1:end]:
+            raise _Declined
+        return body[1:end], end + 1
+    parts, start = [], 1
+    while True:
+        end = body.find("'", start)
+        if end < 0:
+            raise _Declined
+        parts.append(body[start:end])
+        if body[end + 1 : end + 2] != "'":
+            return "'".join(parts), end + 1
+        start = end + 2
+
+
+def _plain(text: str):
+    value = _plain_seen.get(text, _plain_seen)  # keys and values repeat: each is checked once
+    if value is not _plain_seen:
+        return value
+    rest = text.translate(_PLAIN_SAFE)
+    if (
+        not text
+        or (rest and not rest.isalnum())  # what is left must be non-ASCII letters or digits
+        or text[0] in ",:@%( "
+        or text[:2] == "- "
+        or text == "-"
+        or text[-1] in ": "
+        or ": " in text
+    ):
+        raise _Declined
+    if len(_plain_seen) >= 4096:
+        _plain_seen.clear()
+    value = _plain_seen[text] = _plain_scalar(text)  # immutable: str, int, float, bool, None
+    return value
+
+
+# ---------------------------------------------------------------------------- reading, ruamel.yaml
 
 
 def _yaml_tools():
@@ -125,8 +325,8 @@ def _yaml_tools():
     return _yaml_state
 
 
-_BRACKETS = re.compile(r"[^\[\]{}]+")
-_BLOCK_PREFIX = re.compile(r"^[ ]*(?:[-?:][ ]+)*", re.MULTILINE)
+_BRACKETS = r"[^\[\]{}]+"
+_BLOCK_PREFIX = r"(?m)^[ ]*(?:[-?:][ ]+)*"
 
 
 def _shallow_enough_for_c(text: str, limit: int = 2000) -> bool:
@@ -138,7 +338,9 @@ def _shallow_enough_for_c(text: str, limit: int = 2000) -> bool:
     * block levels: a block node starts further right than its parent, or after a `- `, `? ` or
       `: ` indicator on the same line, so a line's indentation plus its leading indicators bound
       its depth (a sequence under a key may share the key's column: two levels per column)."""
-    flow = _BRACKETS.sub("", text)
+    import re  # not at the top: the reader above needs none
+
+    flow = re.sub(_BRACKETS, "", text)
     depth = 0
     while flow and depth <= limit:
         shorter = flow.replace("[]", "").replace("{}", "")
@@ -146,7 +348,7 @@ def _shallow_enough_for_c(text: str, limit: int = 2000) -> bool:
             depth += len(flow)
             break
         flow, depth = shorter, depth + 1
-    block = max((len(m) for m in _BLOCK_PREFIX.findall(text)), default=0)
+    block = max((len(m) for m in re.findall(_BLOCK_PREFIX, text)), default=0)
     return depth + 2 * (block + 1) <= limit
 
 
@@ -160,7 +362,15 @@ def _yaml_message(e: Exception) -> str:
 
 
 def parse(text: str, max_nodes: int) -> object:
-    """The first YAML document of `text`, constructed as Go's yaml.v2 would. YamlError."""
+    """The first YAML document of `text`, constructed as Go's yaml.v2 would. YamlError.
+    `parse_subset` reads the texts of its subset; ruamel.yaml everything else, and words
+    every error."""
+    doc = parse_subset(text)
+    return _parse_ruamel(text, max_nodes) if doc is NOT_IN_SUBSET else doc
+
+
+def _parse_ruamel(text: str, max_nodes: int) -> object:
+    """`parse` through ruamel.yaml."""
     tools = _yaml_tools()
     try:
         documents = tools["new_yaml"](text).compose_all(text)
@@ -339,6 +549,9 @@ def render(data) -> str:
     stream = io.StringIO()
     emitter = Emitter(stream, width=4096, allow_unicode=True)
     emitter.best_sequence_indent, emitter.sequence_dash_offset = 4, 2
+    # What the emitter asks its serializer, which this one has not: the YAML version read back
+    # (Go's yaml.v2 reads 1.1, where `?` in a plain scalar is an indicator: such strings are quoted).
+    emitter.use_version = (1, 1)
     for e in out:
         emitter.emit(e)
     return stream.getvalue()

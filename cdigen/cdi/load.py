@@ -9,7 +9,7 @@ Files over MAX_SPEC_BYTES, not regular, or not UTF-8 are errors of that file onl
 
 import os
 import stat
-from dataclasses import dataclass, field
+from collections import namedtuple
 
 from cdigen import strictjson
 from cdigen.cdi import goyaml
@@ -25,23 +25,20 @@ MAX_SPEC_BYTES = 4 << 20
 MAX_YAML_NODES = MAX_SPEC_BYTES // 4
 
 
-@dataclass
-class Spec:
-    """One loaded, valid spec file."""
+class Spec(namedtuple("Spec", "path priority data")):
+    """One loaded, valid spec file; `data` normalised by check_spec."""
 
-    path: str
-    priority: int
-    data: dict  # normalised by check_spec
+    __slots__ = ()
 
     @property
     def kind(self) -> str:
         return self.data["kind"]
 
 
-@dataclass
-class Device:
-    spec: Spec
-    data: dict  # the device entry of spec.data
+class Device(namedtuple("Device", "spec data")):
+    """`data`: the device entry of spec.data."""
+
+    __slots__ = ()
 
     @property
     def name(self) -> str:
@@ -52,16 +49,21 @@ class Device:
         return f"{self.spec.kind}={self.name}"
 
 
-@dataclass
 class Registry:
     """What the reference library's cache holds after a refresh."""
 
-    specs: list[Spec] = field(default_factory=list)
-    devices: dict[str, Device] = field(default_factory=dict)  # qualified name -> device
-    errors: dict[str, list[str]] = field(default_factory=dict)  # file or directory -> messages
-    files: list[str] = field(default_factory=list)  # every spec file looked at, in order
-    allow_insecure: bool = False  # load specs that non-root users can change, even as root
-    skipped: int = 0  # files not parsed because they cannot define a requested kind
+    __slots__ = ("specs", "devices", "errors", "files", "allow_insecure", "skipped")
+
+    def __init__(self, allow_insecure: bool = False):
+        self.specs: list[Spec] = []
+        self.devices: dict[str, Device] = {}  # qualified name -> device
+        self.errors: dict[str, list[str]] = {}  # file or directory -> messages
+        self.files: list[str] = []  # every spec file looked at, in order
+        self.allow_insecure = allow_insecure  # load specs that non-root users can change, even as root
+        self.skipped = 0  # files not parsed because they cannot define a requested kind
+
+    def __repr__(self) -> str:
+        return "Registry(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
     def add_error(self, path: str, message: str) -> None:
         self.errors.setdefault(path, []).append(message)
@@ -87,17 +89,11 @@ def _no_duplicates(pairs: list) -> dict:
 
 
 def parse_yaml(text: str, max_nodes: int = MAX_YAML_NODES) -> object:
-    from cdigen.cdi import yamlcache  # an unchanged spec is not parsed again: no ruamel import
-
-    doc = yamlcache.get(text, max_nodes)
-    if doc is not yamlcache.MISS:
-        return doc
+    """goyaml.parse: a spec as scan or nvidia-ctk writes it is read without ruamel.yaml."""
     try:
-        doc = goyaml.parse(text, max_nodes)
+        return goyaml.parse(text, max_nodes)
     except goyaml.YamlError as e:
         raise SpecError(str(e)) from None
-    yamlcache.put(text, max_nodes, doc)
-    return doc
 
 
 def parse_document(text: str) -> object:

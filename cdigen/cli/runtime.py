@@ -249,10 +249,14 @@ def wants_devices(config: dict) -> bool:
 
 
 def own_script() -> str | None:
-    """The `cdigen` console script this shim runs as (`cdigen-runtime` is a link to it), for
-    the hook entries: engines start runtimes with a PATH that may not lead to it."""
+    """The `cdigen` console script of this installation, for the hook entries (engines start
+    runtimes with a PATH that may not lead to it): the script this shim runs as (`cdigen
+    runtime`, or a `cdigen-runtime` link to it), else the one beside the `cdigen-runtime`
+    script (bin/cdigen-runtime, installed in the same directory)."""
     path = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return path if os.path.basename(path) == "cdigen" and os.access(path, os.X_OK) else None
+    if os.path.basename(path) != "cdigen":
+        path = os.path.join(os.path.dirname(path), "cdigen") if path else ""
+    return path if path and os.path.isfile(path) and os.access(path, os.X_OK) else None
 
 
 def inject(args: RuntimeArgs, settings: Settings) -> list[str]:
@@ -337,13 +341,15 @@ def fail(args: RuntimeArgs, settings: Settings | None, argv: list[str], message:
 
 
 def exec_runtime(path: str, argv: list[str]) -> None:
-    import signal
+    # `signal` wraps the constants of the builtin `_signal` in enums: importing it (and enum)
+    # is a fifth of a pass-through here (docs/benchmarks.md, "Runtime shim").
+    import _signal
 
     # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec, into the
     # runtime and the container. Back to the defaults, as subprocess does (restore_signals).
     for name in ("SIGPIPE", "SIGXFSZ"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        if hasattr(_signal, name):
+            _signal.signal(getattr(_signal, name), _signal.SIG_DFL)
     os.environ[ENV_ACTIVE] = str(os.getpid())
     sys.stdout.flush()
     sys.stderr.flush()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from cdigen.errors import InvalidInput
 
 TYPE_CHECKING = False  # not typing's: `cdigen hook ldcache` imports this package, and neither typing
-if TYPE_CHECKING:  # nor the netdev rules (dataclasses) are worth their import time there
+if TYPE_CHECKING:  # nor the netdev rules are worth their import time there
     from cdigen.netdev import NetdevSettings
 
 

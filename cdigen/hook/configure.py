@@ -11,7 +11,6 @@ interface and the reason. docs/netdev.md, "Lifecycle".
 """
 
 import os
-from dataclasses import dataclass
 
 from cdigen import netdev
 from cdigen.errors import CdigenError, InvalidInput
@@ -23,18 +22,33 @@ from cdigen.netdev import NetdevSettings
 _STALL_ENV = "CDIGEN_TEST_STALL_AFTER_MOVE"  # seconds; tests only (a hook killed mid-way)
 
 
-@dataclass
 class _Placed:
     """An interface that is, or may now be, in the container's netns: what rollback needs."""
 
-    cfg: NetdevSettings
-    index: int  # its ifindex where last seen (the kernel keeps it across a move when free)
-    mac: bytes  # identity check: never move back a device that is not this one
-    restore_mtu: int | None  # its host MTU (recorded), else the MTU before this hook changed it
-    restore_up: bool  # bring it up again on the host (it was up there before the move)
-    addresses: tuple = ()  # its host addresses ((address, prefixlen), ...): the move flushes them
-    master: int = 0  # ifindex of the bridge it was a port of on the host (the move releases it)
-    master_name: str | None = None  # that bridge's name (from the record file: no ifindex known)
+    __slots__ = ("cfg", "index", "mac", "restore_mtu", "restore_up", "addresses", "master", "master_name")
+
+    def __init__(
+        self,
+        cfg: NetdevSettings,
+        index: int,
+        mac: bytes,
+        restore_mtu: int | None,
+        restore_up: bool,
+        addresses: tuple = (),
+        master: int = 0,
+        master_name: str | None = None,
+    ):
+        self.cfg = cfg
+        self.index = index  # its ifindex where last seen (the kernel keeps it across a move when free)
+        self.mac = mac  # identity check: never move back a device that is not this one
+        self.restore_mtu = restore_mtu  # its host MTU (recorded), else the MTU before this hook changed it
+        self.restore_up = restore_up  # bring it up again on the host (it was up there before the move)
+        self.addresses = addresses  # its host addresses ((address, prefixlen), ...): the move flushes them
+        self.master = master  # ifindex of the bridge it was a port of on the host (the move releases it)
+        self.master_name = master_name  # that bridge's name (from the record file: no ifindex known)
+
+    def __repr__(self) -> str:
+        return "_Placed(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
 def _own_record(link, host: str):

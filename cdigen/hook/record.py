@@ -25,7 +25,7 @@ but the poststop hook does not wait for it.
 
 import contextlib
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 
 from cdigen.errors import CdigenError
 
@@ -38,12 +38,10 @@ DEFAULT_STATE_DIR = "/run/cdigen"
 RETURNING_KINDS = ("ipoib", "can", "dsa")
 
 
-@dataclass(frozen=True)
-class Record:
-    host: str
-    mtu: int
-    up: bool
-    previous_alias: str = ""  # the alias before cdigen's record; "" when there was none
+class Record(namedtuple("Record", "host mtu up previous_alias", defaults=("",))):
+    """`previous_alias`: the alias before cdigen's record; "" when there was none."""
+
+    __slots__ = ()
 
     def to_alias(self) -> str:
         text = f"{PREFIX}{self.host} mtu={self.mtu} up={int(self.up)}"
@@ -146,13 +144,10 @@ def write_file(record: Record, link, addresses: list = (), master: str | None = 
         atomic_write(path, (json.dumps(doc, sort_keys=True) + "\n").encode(), mode=0o644)
 
 
-@dataclass(frozen=True)
-class FileRecord:
-    record: Record
-    returns: bool  # the kernel returns the device when the namespace dies
-    perm_mac: bytes
-    addresses: tuple = ()  # ((address, prefixlen), ...): the host addresses, in the kernel's order
-    master: str | None = None  # the bridge it was a port of on the host
+# record: a Record; returns: the kernel returns the device when the namespace dies; perm_mac: bytes;
+# addresses: ((address, prefixlen), ...), the host addresses in the kernel's order; master: the
+# bridge it was a port of on the host, or None.
+FileRecord = namedtuple("FileRecord", "record returns perm_mac addresses master", defaults=((), None))
 
 
 def read_file(host: str) -> FileRecord | None:

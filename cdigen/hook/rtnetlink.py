@@ -28,11 +28,14 @@ socket for another netns is created after `setns` into it, and the thread return
 netns right away (Python 3.11 has no os.setns; ctypes calls libc's).
 """
 
+# The builtin `_socket`, not `socket`: the same socket type underneath, but importing `socket`
+# turns its constants into enums (and imports selectors), about 7 ms per process on the
+# 2-core VM (docs/benchmarks.md).
+import _socket as socket
 import contextlib
 import os
-import socket
 import struct
-from dataclasses import dataclass
+from collections import namedtuple
 
 from cdigen.errors import CdigenError
 
@@ -73,20 +76,27 @@ class NetlinkError(CdigenError):
         self.errno = errno
 
 
-@dataclass(frozen=True)
-class Link:
-    index: int
-    name: str
-    mtu: int
-    min_mtu: int | None  # None: the kernel did not report it (no lower bound known)
-    max_mtu: int | None  # None or 0: no upper bound reported
-    flags: int
-    kind: str | None  # IFLA_INFO_KIND: "veth", "macvlan", "tun"; None for physical NICs
-    mac: bytes
-    alias: str = ""  # IFLA_IFALIAS; "" when none (survives netns moves, docs/netdev.md)
-    perm_mac: bytes = b""  # IFLA_PERM_ADDRESS: the burnt-in MAC; b"" for virtual devices
-    master: int = 0  # IFLA_MASTER: ifindex of the bridge (bond, ...) it is a port of; 0 for none
-    alt_names: tuple[str, ...] = ()  # IFLA_PROP_LIST/IFLA_ALT_IFNAME (they move with the device)
+class Link(
+    namedtuple(
+        "Link",
+        (
+            "index",  # the ifindex (this field hides tuple.index)
+            "name",
+            "mtu",
+            "min_mtu",  # None: the kernel did not report it (no lower bound known)
+            "max_mtu",  # None or 0: no upper bound reported
+            "flags",
+            "kind",  # IFLA_INFO_KIND: "veth", "macvlan", "tun"; None for physical NICs
+            "mac",  # bytes
+            "alias",  # IFLA_IFALIAS; "" when none (survives netns moves, docs/netdev.md)
+            "perm_mac",  # IFLA_PERM_ADDRESS: the burnt-in MAC; b"" for virtual devices
+            "master",  # IFLA_MASTER: ifindex of the bridge (bond, ...) it is a port of; 0 for none
+            "alt_names",  # IFLA_PROP_LIST/IFLA_ALT_IFNAME (they move with the device)
+        ),
+        defaults=("", b"", 0, ()),
+    )
+):
+    __slots__ = ()
 
     @property
     def up(self) -> bool:
