@@ -70,11 +70,49 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+UDEV_RULE_SUMMARY = (
+    "Print a udev rule that runs `cdigen netdev restore` whenever an interface carrying cdigen's "
+    "record arrives in the host's namespace: a NIC that comes back late is brought home all the same."
+)
+UDEV_RULE_FILE = "/etc/udev/rules.d/90-cdigen-netdev.rules"
+
+
+def udev_rule(cdigen: str) -> str:
+    """The rules file: on the kernel's `add` uevent of a netdev (a NIC entering this namespace,
+    a dead container's included: docs/netdev.md), when its alias holds cdigen's record."""
+    from cdigen.hook.record import PREFIX
+
+    if any(c in cdigen for c in '"\\%$ \n') or not cdigen.startswith("/"):
+        raise UsageError(
+            f"netdev udev-rule: --cdigen {cdigen!r}: expected an absolute path without spaces, quotes, % or $"
+        )
+    return (
+        f"# {UDEV_RULE_FILE} (`cdigen netdev udev-rule`; then `udevadm control --reload`).\n"
+        "# An interface that enters the host's network namespace carrying cdigen's record in its\n"
+        "# alias (a NIC the kernel returns from a dead container's namespace, however late) gets\n"
+        "# its host name, MTU, addresses and bridge back.\n"
+        f'ACTION=="add", SUBSYSTEM=="net", ATTR{{ifalias}}=="{PREFIX}*", RUN+="{cdigen} netdev restore"\n'
+    )
+
+
 def register(app) -> None:
     """The `netdev` command group of the typer app (for --help; entry.py runs `restore`)."""
+    from typing import Annotated
+
     import typer
 
     group = typer.Typer(name="netdev", help=SUMMARY, no_args_is_help=True)
+
+    @group.command(name="udev-rule", help=UDEV_RULE_SUMMARY)
+    def udev_rule_command(
+        cdigen: Annotated[
+            str | None,
+            typer.Option("--cdigen", metavar="PATH", help="The cdigen executable udev runs (default: this one)."),
+        ] = None,
+    ) -> None:
+        from cdigen.hookentry import default_hook_path
+
+        sys.stdout.write(udev_rule(cdigen or default_hook_path()))
 
     @group.command(
         help=RESTORE_SUMMARY + " (cdigen netdev restore --help)",
