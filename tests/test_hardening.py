@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdigen import netdev, strictjson
-from cdigen.cdi import goyaml
+from cdigen.cdi import goyaml, load
 from cdigen.errors import CdigenError
 from cdigen.files import atomic_write, locked_dir, remove_stale_temps
 
@@ -79,13 +79,14 @@ def _json_loads_outcome(loads, text):
         return type(e).__name__, str(e)
 
 
-def _json_library(text):
+def _json_library(text, object_pairs_hook=None):
     """strictjson.loads as it was: json.loads with the same hooks, whatever the scanner."""
     doc = json.loads(
         text,
         parse_constant=strictjson._reject_constant,
         parse_float=strictjson._parse_float,
         parse_int=strictjson._parse_int,
+        object_pairs_hook=object_pairs_hook,
     )
     if "\\u" in text:
         strictjson._check_strings(doc)
@@ -99,15 +100,21 @@ json_texts = st.one_of(
     st.tuples(
         json_values.map(json.dumps), st.sampled_from(["", " ", "\n", "x", "}", ",1", "\ufeff"]), st.booleans()
     ).map(lambda t: t[1] + t[0] if t[2] else t[0] + t[1]),
+    st.sampled_from(
+        ['{"a": 1, "a": 2}', '{"a": {"b": 1, "b": 1}}', '[{"x": NaN}]', '{"a": 1e999}', '{"a": "\\u0000"}']
+        + ['{"a": "\\ud800"}', '{"a": 1} x', '"\\u00e9"', '{"a": "\x01"}', "[1,]", '{"a" 1}', " " * 3]
+    ),
 )
 
 
 @settings(max_examples=500, deadline=None)
-@given(json_texts)
-def test_strict_json_scanner_path_agrees_with_json_loads(text):
+@given(json_texts, st.sampled_from([None, load._no_duplicates]))
+def test_strict_json_scanner_path_agrees_with_json_loads(text, pairs_hook):
     """strictjson parses with json's C scanner directly (no `json`/`re` import); whatever the
-    text, the document or the error (type and message) is json.loads's."""
-    assert _json_loads_outcome(strictjson.loads, text) == _json_loads_outcome(_json_library, text)
+    text and the object hook (the spec loader refuses duplicate keys with one), the document or
+    the error (type and message) is json.loads's."""
+    ours = _json_loads_outcome(lambda t: strictjson.loads(t, object_pairs_hook=pairs_hook), text)
+    assert ours == _json_loads_outcome(lambda t: _json_library(t, pairs_hook), text)
 
 
 def test_strict_json_imports_neither_json_nor_re():
