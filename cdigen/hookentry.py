@@ -131,17 +131,22 @@ def is_cdigen_hook(entry: object) -> bool:
 
 
 # ---------------------------------------------------------------------------- the driver libraries
-# `cdigen hook ldcache --folder DIR... --link LINK=TARGET...`: the createContainer hook that
-# makes the driver libraries mounted into the container findable (docs/gpu.md). It carries
-# no netdev settings: is_cdigen_hook() is false for it, so apply never rewrites it.
+# `cdigen hook ldcache [--host-driver-version V] --folder DIR... --link LINK=TARGET...`: the
+# createContainer hook that makes the driver libraries mounted into the container findable,
+# and the image's CUDA forward-compatibility libcuda preferred when it is newer than the
+# host's driver (docs/gpu.md). It carries no netdev settings: is_cdigen_hook() is false for
+# it, so apply never rewrites it.
 
 LDCACHE = "ldcache"
 LDCACHE_HOOK_NAME = "createContainer"  # in the container's mount namespace, mounts done, before pivot_root
 
 
-def ldcache_args(folders: list[str], links: list[tuple[str, str]]) -> list[str]:
-    """argv of the hook: ``cdigen hook ldcache [--folder DIR]... [--link LINK=TARGET]...``"""
+def ldcache_args(folders: list[str], links: list[tuple[str, str]], host_driver_version: str | None = None) -> list[str]:
+    """argv of the hook: ``cdigen hook ldcache [--host-driver-version V] [--folder DIR]...
+    [--link LINK=TARGET]...``"""
     args = ["cdigen", "hook", LDCACHE]
+    if host_driver_version:
+        args += ["--host-driver-version", host_driver_version]
     for folder in folders:
         args += ["--folder", folder]
     for link, target in links:
@@ -149,24 +154,28 @@ def ldcache_args(folders: list[str], links: list[tuple[str, str]]) -> list[str]:
     return args
 
 
-def ldcache_hook(path: str, folders: list[str], links: list[tuple[str, str]]) -> dict:
+def ldcache_hook(
+    path: str, folders: list[str], links: list[tuple[str, str]], host_driver_version: str | None = None
+) -> dict:
     """The CDI `containerEdits.hooks` entry of the ldcache hook."""
-    return {"hookName": LDCACHE_HOOK_NAME, "path": path, "args": ldcache_args(folders, links)}
+    return {"hookName": LDCACHE_HOOK_NAME, "path": path, "args": ldcache_args(folders, links, host_driver_version)}
 
 
-def parse_ldcache_argv(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]] | None:
-    """(folders, links) of `cdigen hook ldcache` arguments (those after `ldcache`); None when
-    help is asked for. HookArgsError for anything else: a folder or link that is not an
-    absolute path without `..`, a target that is not a plain file name."""
+def parse_ldcache_argv(argv: list[str]) -> tuple[list[str], list[tuple[str, str]], str | None] | None:
+    """(folders, links, host driver version or None) of `cdigen hook ldcache` arguments (those
+    after `ldcache`); None when help is asked for. HookArgsError for anything else: a folder or
+    link that is not an absolute path without `..`, a target that is not a plain file name, a
+    version that is not dotted decimal numbers."""
     folders: list[str] = []
     links: list[tuple[str, str]] = []
+    version = None
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg in ("-h", "--help"):
             return None
         flag, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if flag not in ("--folder", "--link"):
+        if flag not in ("--folder", "--link", "--host-driver-version"):
             raise HookArgsError(f"unexpected argument {arg!r} (see cdigen hook ldcache --help)")
         if not eq:
             if i + 1 >= len(argv):
@@ -177,11 +186,21 @@ def parse_ldcache_argv(argv: list[str]) -> tuple[list[str], list[tuple[str, str]
         if flag == "--folder":
             folders.append(_container_path(value, flag))
             continue
+        if flag == "--host-driver-version":
+            if not dotted_version(value):
+                raise HookArgsError(f"--host-driver-version {value!r}: expected a driver version such as 550.54.15")
+            version = value
+            continue
         link, sep, target = value.rpartition("=")
         if not sep or not target or "/" in target or target in (".", ".."):
             raise HookArgsError(f"--link {value!r}: expected LINK=TARGET, TARGET a file name in LINK's directory")
         links.append((_container_path(link, flag), target))
-    return folders, links
+    return folders, links, version
+
+
+def dotted_version(text: str) -> bool:
+    """`550.54.15`, `570.86`: decimal numbers joined by dots (a driver version)."""
+    return 0 < len(text) <= 32 and all(part.isascii() and part.isdigit() for part in text.split("."))
 
 
 def _container_path(path: str, flag: str) -> str:

@@ -198,6 +198,7 @@ def test_spec_with_a_driver_root(tree, tmp_path, snapshot):
     common = spec["containerEdits"]
     [hook] = common["hooks"]
     assert hook["hookName"] == "createContainer" and hook["args"][:3] == ["cdigen", "hook", "ldcache"]
+    assert hook["args"][3:5] == ["--host-driver-version", driver.VERSION]  # CUDA forward compatibility
     assert all(m["hostPath"].startswith(drv) for m in common["mounts"])
     # The GPU devices themselves carry no driver file: it is the spec's, once per container.
     assert all("mounts" not in d["containerEdits"] for d in spec["devices"])

@@ -45,8 +45,8 @@ def state(bundle_dir: str) -> bytes:
     return json.dumps({"ociVersion": "1.0.2", "id": "c", "status": "creating", "pid": 1, "bundle": bundle_dir}).encode()
 
 
-def hook(bundle_dir: str, folders=(LIB,), links=LINKS, check=0):
-    args = hookentry.ldcache_args(list(folders), list(links))[1:]
+def hook(bundle_dir: str, folders=(LIB,), links=LINKS, check=0, host_driver_version=None):
+    args = hookentry.ldcache_args(list(folders), list(links), host_driver_version)[1:]
     return run_cdigen(*args, input=state(bundle_dir).decode(), check=check)
 
 
@@ -98,7 +98,7 @@ def test_paths_never_leave_the_root(tmp_path):
         ("/opt/climb/../../../../x", "libcuda.so.1"),
     ]
     parsed = hookentry.parse_ldcache_argv(hookentry.ldcache_args([], links[:2])[3:])
-    assert parsed == ([], links[:2])
+    assert parsed == ([], links[:2], None)
     root = ldcache.RootDir(rootfs)
     try:
         notes = [ldcache.make_link(root, link, target) for link, target in links]
@@ -161,9 +161,65 @@ def test_ldconfig_failure_is_one_line(tmp_path):
     )
 
 
+# ---------------------------------------------------------------------------- CUDA forward compatibility
+
+COMPAT = "/usr/local/cuda/compat"
+
+
+def libcuda_entries(rootfs: str) -> list[str]:
+    """Where libcuda.so.1 resolves, in the cache's order: the loader takes the first."""
+    return [line.split(" => ")[1] for line in cache_of(rootfs).splitlines() if "libcuda.so.1 (" in line]
+
+
+@pytest.mark.parametrize(
+    "host, compat, first",
+    [
+        (VERSION, "570.86.10", COMPAT),  # a newer branch in the image: preferred
+        ("99.1", "100.2.3", COMPAT),  # numbers, not strings ("99" > "100" as text)
+        (VERSION, "550.127.05", LIB),  # the same branch: the host's
+        (VERSION, "535.86.10", LIB),  # older: the host's
+        (None, "570.86.10", LIB),  # no --host-driver-version (a spec without it): never considered
+    ],
+)
+def test_cuda_forward_compat_libcuda_first_only_when_its_branch_is_newer(tmp_path, host, compat, first):
+    bundle_dir, rootfs = bundle(tmp_path)
+    driver.library(rootfs, COMPAT, "libcuda", "libcuda.so.1", compat)  # with its libcuda.so.1 link, as images ship it
+
+    proc = hook(bundle_dir, host_driver_version=host)
+
+    assert (proc.stdout, proc.stderr) == ("", "")
+    entries = libcuda_entries(rootfs)
+    assert entries[0] == f"{first}/libcuda.so.1"
+    assert entries == (
+        [f"{COMPAT}/libcuda.so.1", f"{LIB}/libcuda.so.1"] if first == COMPAT else [f"{LIB}/libcuda.so.1"]
+    )
+    assert not os.path.exists(os.path.join(rootfs, "etc/ld.so.conf.d"))  # nothing written into the image's config
+
+
+def test_cuda_forward_compat_two_libcudas_or_an_odd_name_is_a_note_and_the_hosts(tmp_path):
+    bundle_dir, rootfs = bundle(tmp_path)
+    driver.library(rootfs, COMPAT, "libcuda", "libcuda.so.1", "570.86.10")
+    driver.library(rootfs, COMPAT, "libcuda", None, "575.1.2", links=False)
+    proc = hook(bundle_dir, host_driver_version=VERSION)
+    assert proc.stderr == (f"cdigen: {COMPAT}: libcuda.so.570.86.10, libcuda.so.575.1.2: not used\n")
+    assert libcuda_entries(rootfs) == [f"{LIB}/libcuda.so.1"]
+
+
+def test_cuda_forward_compat_directory_is_looked_up_inside_the_root(tmp_path):
+    """/usr/local/cuda a symlink to the host's /usr/local/cuda-x (absolute): followed inside the root."""
+    bundle_dir, rootfs = bundle(tmp_path)
+    driver.library(rootfs, "/usr/local/cuda-12.8/compat", "libcuda", "libcuda.so.1", "570.86.10")
+    os.symlink("/usr/local/cuda-12.8", os.path.join(rootfs, "usr/local/cuda"))
+    assert hook(bundle_dir, host_driver_version=VERSION).stderr == ""
+    assert libcuda_entries(rootfs)[0] == f"{COMPAT}/libcuda.so.1"
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["--host-driver-version", "550"], None),
+        (["--host-driver-version", "r550"], "--host-driver-version 'r550': expected a driver version"),
+        (["--host-driver-version", "550..1"], "--host-driver-version '550..1': expected a driver version"),
         (["--folder", "usr/lib"], "--folder 'usr/lib': expected an absolute path inside the container, without '..'"),
         (["--folder", "/usr/../etc"], "--folder '/usr/../etc': expected an absolute path"),
         (["--link", "/usr/lib/libcuda.so.1"], "--link '/usr/lib/libcuda.so.1': expected LINK=TARGET"),
@@ -174,6 +230,10 @@ def test_ldconfig_failure_is_one_line(tmp_path):
     ],
 )
 def test_bad_arguments_exit_2(args, message):
+    if message is None:  # a good one, for contrast: it gets as far as the missing state
+        proc = run_cdigen("hook", "ldcache", *args, input="", check=3)
+        assert "--host-driver-version" not in proc.stderr
+        return
     proc = run_cdigen("hook", "ldcache", *args, input="", check=2)
     assert proc.stderr.startswith(f"cdigen: error: hook ldcache: {message}") and proc.stderr.count("\n") == 1
 

@@ -7,7 +7,7 @@ from cdigen import hookentry
 from cdigen.errors import UsageError
 
 USAGE = """\
-usage: cdigen hook ldcache [--folder DIR]... [--link LINK=TARGET]...
+usage: cdigen hook ldcache [--host-driver-version V] [--folder DIR]... [--link LINK=TARGET]...
 
 OCI createContainer hook of a cdigen spec that mounts the NVIDIA driver's libraries: reads
 the container state (JSON) on stdin and, inside the container's root (config.json root.path),
@@ -17,7 +17,14 @@ libcuda.so -> libcuda.so.1, ...), then runs ldconfig over the folders: the conta
 leave the container's root, files of the image are never replaced, and running it again
 changes nothing. Exit 1, one line, if ldconfig fails.
 
+With --host-driver-version, an image that carries CUDA forward-compatibility libraries
+(/usr/local/cuda/compat/libcuda.so.<version>) of a newer driver branch than the host's
+gets them ahead of the host's libcuda in its ld cache.
+
 options:
+  --host-driver-version V
+                      the host's NVIDIA driver version (550.54.15): enables CUDA
+                      forward compatibility, as above
   --folder DIR        a container directory holding driver libraries (repeatable)
   --link LINK=TARGET  a symlink to make: LINK an absolute container path, TARGET a file
                       name in LINK's directory (repeatable)

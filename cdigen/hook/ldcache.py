@@ -10,7 +10,11 @@ nothing else:
    and the development links, `libcuda.so -> libcuda.so.1`), where TARGET is there;
 2. runs ldconfig over the `--folder` directories: the container's own `/sbin/ldconfig`, else
    the host's static one, in both cases inside the container's root (chroot) with every
-   capability dropped, no new privileges, a bare environment and no inherited files.
+   capability dropped, no new privileges, a bare environment and no inherited files. With
+   `--host-driver-version`, an image whose CUDA forward-compatibility libcuda
+   (`/usr/local/cuda/compat/libcuda.so.<version>`) has a newer driver branch than the host's
+   gets that directory first on ldconfig's command line: ldconfig caches directories in
+   command-line order, and the loader takes a library's first cache entry (docs/gpu.md).
 
 Paths inside the root are resolved one component at a time from a directory descriptor of
 the root (openat with O_NOFOLLOW): a symlink is read and followed inside the root, an absolute
@@ -265,7 +269,38 @@ def run_ldconfig(root: RootDir, program: str | int, folders: list[str]) -> None:
         raise LdcacheError(f"ldconfig exited {code}: {lines[-1] if lines else 'no output'}")
 
 
-def run(state: bytes, folders: list[str], links: list[tuple[str, str]]) -> list[str]:
+CUDA_COMPAT_DIR = "/usr/local/cuda/compat"  # where CUDA images keep the forward-compat libcuda
+
+
+def cuda_compat_folder(root: RootDir, host_driver_version: str) -> tuple[str | None, str | None]:
+    """(CUDA_COMPAT_DIR, None) when the image's forward-compatibility libcuda belongs to a newer
+    driver branch (major version) than the host's, else (None, a note or None). As nvidia-ctk's
+    enable-cuda-compat hook, but comparing the majors as numbers."""
+    try:
+        parent, name, _ = root.resolve(CUDA_COMPAT_DIR)
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
+    except OSError:
+        return None, None  # no compat libraries in this image
+    try:
+        names = os.listdir(fd)
+    finally:
+        os.close(fd)
+    versions = [
+        n[len("libcuda.so.") :] for n in names if n.startswith("libcuda.so.") and "." in n[len("libcuda.so.") :]
+    ]
+    if not versions:
+        return None, None
+    major = versions[0].split(".")[0]
+    if len(versions) > 1 or not (major.isascii() and major.isdigit()):
+        return None, f"{CUDA_COMPAT_DIR}: {', '.join(sorted('libcuda.so.' + v for v in versions))}: not used"
+    if int(major) > int(host_driver_version.split(".")[0]):
+        return CUDA_COMPAT_DIR, None
+    return None, None
+
+
+def run(
+    state: bytes, folders: list[str], links: list[tuple[str, str]], host_driver_version: str | None = None
+) -> list[str]:
     """The hook's work for the container the OCI `state` describes. Returns notes for stderr
     (links not made, no ldconfig); LdcacheError when ldconfig fails."""
     root = RootDir(container_root(state))
@@ -273,6 +308,10 @@ def run(state: bytes, folders: list[str], links: list[tuple[str, str]]) -> list[
         notes = [note for link, target in links if (note := make_link(root, link, target))]
         if not folders:
             return notes
+        if host_driver_version:
+            compat, note = cuda_compat_folder(root, host_driver_version)
+            notes += [note] if note else []
+            folders = [compat, *folders] if compat else folders
         found = find_ldconfig(root)
         if found is None:
             notes.append(

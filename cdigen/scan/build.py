@@ -214,7 +214,8 @@ def _common_edits(topo: Topology, hook_path: str) -> dict:
         edits["deviceNodes"] = [_node(c) for c in topo.control]
     driver = topo.driver
     if driver is not None and (driver.folders or driver.links):
-        edits["hooks"] = [hookentry.ldcache_hook(hook_path, driver.folders, driver.links)]
+        version = driver.version if hookentry.dotted_version(driver.version) else None  # for CUDA forward compat
+        edits["hooks"] = [hookentry.ldcache_hook(hook_path, driver.folders, driver.links, version)]
     if driver is not None and driver.mounts:
         edits["mounts"] = [_mount(m) for m in driver.mounts]
     return edits
