@@ -109,6 +109,22 @@ def test_container_finds_libcuda(runc, tree, tmp_path):
     assert runc.containers() == []
 
 
+def test_container_prefers_its_newer_cuda_compat_libcuda(runc, tree, tmp_path):
+    """An image with CUDA forward-compatibility libraries of a newer branch than the host's
+    driver (550): inside, libcuda.so.1 resolves to the image's first; the host's stays behind it."""
+    rootfs = rootfs_with_ldconfig(tmp_path / "image")
+    driver.library(rootfs, "/usr/local/cuda/compat", "libcuda", "libcuda.so.1", "570.86.10")
+
+    proc, config = start(runc, tmp_path, tree, rootfs, "/sbin/ldconfig -p")
+
+    assert proc.returncode == 0, proc.stderr
+    [hook] = config["hooks"]["createContainer"]
+    assert hook["args"][3:5] == ["--host-driver-version", driver.VERSION]
+    libcuda = [line.split(" => ")[1] for line in proc.stdout.splitlines() if "libcuda.so.1 (" in line]
+    assert libcuda == ["/usr/local/cuda/compat/libcuda.so.1", f"{LIB}/libcuda.so.1"]
+    assert runc.containers() == []
+
+
 def test_container_ldconfig_runs_without_privileges(runc, tree, tmp_path):
     """The image's ldconfig is the image's code: it runs chrooted with no capability at all
     and no way to gain one; what it sees of itself is kept in the image for the test."""
