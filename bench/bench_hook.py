@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 
-from common import sh, timed
+from common import compile_cdigen, sh, timed
 
 PYTHON = sys.executable  # the real interpreter, never the pyenv shim
 HOOK = os.path.join(os.path.dirname(PYTHON), "cdigen")
@@ -89,13 +89,7 @@ def iproute2_script(scene: Scene) -> list[str]:
 
 
 def main() -> None:
-    # As for an installed package: cdigen's bytecode exists (this environment sets
-    # PYTHONDONTWRITEBYTECODE, which would otherwise recompile every module on every run).
-    import compileall
-
-    import cdigen
-
-    compileall.compile_dir(os.path.dirname(cdigen.__file__), quiet=1)
+    compile_cdigen()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--compare", action="store_true", help="also time pyroute2 import and iproute2")

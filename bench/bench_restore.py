@@ -25,7 +25,7 @@ import sys
 import tempfile
 import uuid
 
-from common import sh, timed
+from common import compile_cdigen, sh, timed
 
 PYTHON = sys.executable  # the real interpreter, never the pyenv shim
 CDIGEN = os.path.join(os.path.dirname(PYTHON), "cdigen")
@@ -67,13 +67,7 @@ def command(kind: str, scene: Returned) -> tuple[list[str], bytes | None]:
 
 
 def main() -> None:
-    # As for an installed package: cdigen's bytecode exists (this environment sets
-    # PYTHONDONTWRITEBYTECODE, which would otherwise recompile every module on every run).
-    import compileall
-
-    import cdigen
-
-    compileall.compile_dir(os.path.dirname(cdigen.__file__), quiet=1)
+    compile_cdigen()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--compare", action="store_true", help="also time netdev restore through typer")

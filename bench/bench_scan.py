@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 
+from common import compile_cdigen
+
 from cdigen.examples import EXAMPLES, fakesys, synthetic
 
 
@@ -28,13 +30,7 @@ def median_wall(cmd: list[str], runs: int) -> float:
 
 
 def main() -> None:
-    # As for an installed package: cdigen's bytecode exists (this environment sets
-    # PYTHONDONTWRITEBYTECODE, which would otherwise recompile every module on every run).
-    import compileall
-
-    import cdigen
-
-    compileall.compile_dir(os.path.dirname(cdigen.__file__), quiet=1)
+    compile_cdigen()
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     py = sys.executable
     shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None

@@ -403,6 +403,8 @@ def test_apply_waits_for_a_held_bundle_lock_only_as_long_as_told(tmp_path):
     write_spec(spec_dir, "gpu.yaml", gpu_spec(1))
     bundle = make_bundle(tmp_path)
     before = (bundle / "config.json").read_bytes()
+    apply = ["apply", bundle, "--device", "cdigen.io/gpu=gpu0", "--spec-dir", spec_dir]
+    apply += ["--hook-path", "/usr/bin/cdigen", "--lock-timeout", "0.5"]
     code = f"import fcntl, os, time\nfd = os.open({str(bundle)!r}, os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
     holder = subprocess.Popen(
         [sys.executable, "-c", code + "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True
@@ -410,19 +412,7 @@ def test_apply_waits_for_a_held_bundle_lock_only_as_long_as_told(tmp_path):
     try:
         assert holder.stdout.readline() == "held\n"
         started = time.monotonic()
-        proc = run_cdigen(
-            "apply",
-            bundle,
-            "--device",
-            "cdigen.io/gpu=gpu0",
-            "--spec-dir",
-            spec_dir,
-            "--hook-path",
-            "/usr/bin/cdigen",
-            "--lock-timeout",
-            "0.5",
-            check=1,
-        )
+        proc = run_cdigen(*apply, check=1)
         assert 0.5 <= time.monotonic() - started < 5
         assert (
             proc.stderr
@@ -432,19 +422,7 @@ def test_apply_waits_for_a_held_bundle_lock_only_as_long_as_told(tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    run_cdigen(
-        "apply",
-        bundle,
-        "--device",
-        "cdigen.io/gpu=gpu0",
-        "--spec-dir",
-        spec_dir,
-        "--hook-path",
-        "/usr/bin/cdigen",
-        "--lock-timeout",
-        "0.5",
-        check=0,
-    )
+    run_cdigen(*apply, check=0)  # the lock released: the same apply goes through
 
 
 def test_allow_insecure_specs_on_the_command_line(tmp_path, root_only):
