@@ -248,6 +248,19 @@ def parse_arg(arg: str) -> NetdevSettings:
     return parse_text(host.strip(), rest)
 
 
+def parse_args(values: list[str]) -> list[NetdevSettings]:
+    """`--netdev` values (command line or hook arguments) as settings, each host interface
+    once. NetdevError naming the value (cut short) that is wrong."""
+    out = []
+    for value in values:
+        try:
+            out.append(parse_arg(value))
+        except NetdevError as e:
+            raise NetdevError(f"{_short(value)}: {e}") from None
+    by_host(out)
+    return out
+
+
 def from_oci(host: str, entry: object) -> NetdevSettings:
     """Read a linux.netDevices entry (extra keys address/mask/mtu are cdigen's)."""
     if entry is None:

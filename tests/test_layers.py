@@ -20,7 +20,7 @@ def top(module: str) -> str:
 
 
 def layer(name: str) -> int:
-    if name in ("errors", ""):
+    if name in ("errors", "values", ""):
         return 0
     if name in BASE:
         return 1
