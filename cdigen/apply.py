@@ -56,10 +56,10 @@ def apply_devices(
     """Inject CDI devices into BUNDLE/config.json.
 
     `devices`: qualified names, after those of the config's annotations; each once.
-    `overrides`: netdev settings that win over the specs' (one per host interface).
+    `overrides`: the caller's netdev settings (one per host interface), the top layer.
     `network`: settings from the pod's network (cdigen.podnet: CNI results, pod annotations)
-    for host interfaces that the requested devices carry; they win over the specs', the
-    `overrides` win over them, and those for other interfaces are ignored.
+    for host interfaces that the requested devices carry, the layer below `overrides`; those
+    for other interfaces are ignored. The layers' order: `cdigen.netdev.layered`.
     `pod_root`: also take such settings from the network facts in config.json's annotations
     (cdigen.podnet.overrides_for: sysfs, device-info files and CNI results under this root),
     before `network`; None: not.
@@ -95,7 +95,7 @@ def apply_devices(
             {load.kind_of(q) for q in requested},
             allow_insecure=allow_insecure_specs,
         )
-        merged = edits.merge_device_edits(load.resolve(registry, requested), overrides)
+        merged = edits.merge_device_edits(load.resolve(registry, requested))
         annotations = doc.get("annotations")
         if (
             pod_root is not None
@@ -106,14 +106,8 @@ def apply_devices(
             from cdigen import podnet
 
             names = {host: cfg.container_name for host, cfg in merged.netdevs.items()}
-            network = [*podnet.overrides_for(doc.get("annotations") or {}, names, pod_root), *network]
-        explicit = {o.host: o for o in overrides}
-        for settings in network:  # spec, then the pod's network, then the caller's overrides
-            if settings.host in merged.netdevs:
-                combined = merged.spec_netdevs[settings.host].merged(settings)
-                if settings.host in explicit:
-                    combined = combined.merged(explicit[settings.host])
-                merged.netdevs[settings.host] = combined
+            network = [*podnet.overrides_for(annotations, names, pod_root), *network]
+        edits.with_netdev_layers(merged, network, overrides)
         if hook and hook_path is None and (merged.netdevs or doc["linux"].get("netDevices")):
             hook_path = hookentry.default_hook_path()
         new_doc = edits.apply_edits(doc, merged, hook_path if hook else None)

@@ -17,6 +17,7 @@ Pure functions only: no I/O, cheap imports (this module is on the hook's start-u
 from collections import namedtuple
 
 from cdigen.errors import InvalidInput
+from cdigen.values import quoted
 
 ANNOTATION_PREFIX = "netdev.cdigen.io/"
 IFNAMSIZ = 16  # kernel: at most 15 bytes plus NUL
@@ -40,7 +41,8 @@ class DuplicateHost(NetdevError):
 class NetdevSettings(namedtuple("NetdevSettings", "host name address prefixlen mtu", defaults=(None,) * 4)):
     """host: host interface name (key of linux.netDevices); name: the name inside the
     container, None = keep the host name; address: IPv4 or IPv6 address, without prefix;
-    prefixlen: set whenever address is set; mtu."""
+    prefixlen: its mask; mtu. Any field may be None in one layer (see `layered`); a merged
+    result has a prefix length exactly when it has an address."""
 
     __slots__ = ()
 
@@ -56,22 +58,13 @@ class NetdevSettings(namedtuple("NetdevSettings", "host name address prefixlen m
 
     @property
     def mask(self) -> str | None:
-        """The mask as written: dotted quad for IPv4, prefix length for IPv6."""
+        """The mask as written: dotted quad for IPv4, prefix length for IPv6 (and without an address)."""
         if self.prefixlen is None:
             return None
         if self.family == 4:
             bits = (0xFFFFFFFF << (32 - self.prefixlen)) & 0xFFFFFFFF
             return ".".join(str((bits >> s) & 0xFF) for s in (24, 16, 8, 0))
         return str(self.prefixlen)
-
-    def merged(self, override: "NetdevSettings") -> "NetdevSettings":
-        """This setting with every field that `override` sets taken from it."""
-        fields = {k: getattr(override, k) for k in ("name", "mtu") if getattr(override, k) is not None}
-        if override.address is not None:
-            fields.update(address=override.address, prefixlen=override.prefixlen)
-        out = self._replace(**fields)
-        validate(out)
-        return out
 
     def to_text(self) -> str:
         """``name=...,address=...,mask=...,mtu=...`` with unset fields left out."""
@@ -80,6 +73,7 @@ class NetdevSettings(namedtuple("NetdevSettings", "host name address prefixlen m
             parts.append(f"name={self.name}")
         if self.address is not None:
             parts.append(f"address={self.address}")
+        if self.prefixlen is not None:
             parts.append(f"mask={self.mask}")
         if self.mtu is not None:
             parts.append(f"mtu={self.mtu}")
@@ -94,6 +88,7 @@ class NetdevSettings(namedtuple("NetdevSettings", "host name address prefixlen m
         entry: dict = {"name": self.container_name}
         if self.address is not None:
             entry["address"] = self.address
+        if self.prefixlen is not None:
             entry["mask"] = self.mask
         if self.mtu is not None:
             entry["mtu"] = self.mtu
@@ -112,7 +107,7 @@ def check_ifname(name: object, what: str = "interface name", allow_template: boo
     if not raw:
         raise NetdevError(f"{what} is empty")
     if len(raw) >= IFNAMSIZ:
-        raise NetdevError(f"{what} {_short(name)} is longer than 15 bytes")
+        raise NetdevError(f"{what} {quoted(name)} is longer than 15 bytes")
     if name in (".", ".."):
         raise NetdevError(f"{what} {name!r} is not allowed")
     for ch in name:
@@ -133,7 +128,7 @@ def _parse_ip(text: str) -> tuple[str, int]:
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
-        raise NetdevError(f"invalid IP address {_short(text)}") from None
+        raise NetdevError(f"invalid IP address {quoted(text)}") from None
     return str(ip), ip.version
 
 
@@ -151,18 +146,13 @@ def _mask_to_prefixlen(mask: str, family: int) -> int:
         value = int(ipaddress.ip_address(text))
         fam = ipaddress.ip_address(text).version
     except ValueError:
-        raise NetdevError(f"invalid mask {_short(text)}") from None
+        raise NetdevError(f"invalid mask {quoted(text)}") from None
     if fam != family:
         raise NetdevError(f"mask {text!r} is not an IPv{family} mask")
     n = bin(value).count("1")
     if value != ((1 << bits_total) - 1) ^ ((1 << (bits_total - n)) - 1):
         raise NetdevError(f"mask {text!r} is not contiguous")
     return n
-
-
-def _short(text: str) -> str:
-    """`text` quoted for an error message, cut at 40 characters (a message stays one short line)."""
-    return repr(text[:40]) + ("..." if len(text) > 40 else "")
 
 
 def _is_decimal(text: str) -> bool:
@@ -173,10 +163,10 @@ def _is_decimal(text: str) -> bool:
 
 def check_mtu(mtu: object, family: int | None = None) -> int:
     if isinstance(mtu, bool) or not isinstance(mtu, (int, str)):
-        raise NetdevError(f"MTU must be an integer, got {_short(repr(mtu))}")
+        raise NetdevError(f"MTU must be an integer, got {quoted(mtu)}")
     if isinstance(mtu, str):
         if not _is_decimal(mtu.strip()):
-            raise NetdevError(f"MTU must be an integer, got {_short(mtu)}")
+            raise NetdevError(f"MTU must be an integer, got {quoted(mtu)}")
         mtu = int(mtu)
     low = MTU_MIN_IPV6 if family == 6 else MTU_MIN_IPV4
     if not low <= mtu <= MTU_MAX:
@@ -195,13 +185,14 @@ def validate(cfg: NetdevSettings) -> NetdevSettings:
 
 
 def make(host: str, name=None, address=None, mask=None, mtu=None) -> NetdevSettings:
-    """Build and validate a setting from loose values (strings or ints).
+    """Build and validate one layer's setting from loose values (strings or ints). Fields not
+    given stay None: an address without a mask takes the mask of a lower layer (`layered`).
 
     `address` may be CIDR ("192.0.2.10/24"); then `mask` must be absent or agree."""
     prefixlen = None
     if address is not None:
         if not isinstance(address, str):
-            raise NetdevError(f"{host}: address must be a string, got {_short(repr(address))}")
+            raise NetdevError(f"{host}: address must be a string, got {quoted(address)}")
         addr_text, _, plen_text = address.partition("/")
         address, family = _parse_ip(addr_text.strip())
         if plen_text:
@@ -210,11 +201,9 @@ def make(host: str, name=None, address=None, mask=None, mtu=None) -> NetdevSetti
             from_mask = _mask_to_prefixlen(str(mask), family)
             if prefixlen is not None and prefixlen != from_mask:
                 raise NetdevError(
-                    f"{host}: address {_short(addr_text + '/' + plen_text)} and mask {_short(str(mask))} disagree"
+                    f"{host}: address {quoted(addr_text + '/' + plen_text)} and mask {quoted(str(mask))} disagree"
                 )
             prefixlen = from_mask
-        if prefixlen is None:
-            prefixlen = 32 if family == 4 else 128
     elif mask is not None:
         raise NetdevError(f"{host}: a mask needs an address")
     return validate(
@@ -222,6 +211,49 @@ def make(host: str, name=None, address=None, mask=None, mtu=None) -> NetdevSetti
             host=host, name=name, address=address, prefixlen=prefixlen, mtu=check_mtu(mtu) if mtu is not None else None
         )
     )
+
+
+# ---------------------------------------------------------------------------- layers
+# The one order in which the sources of a host interface's settings are merged, lowest first
+# (docs/netdev.md, "Which setting wins"): a CDI spec's `cdigen hook --netdev` arguments, its
+# `netDevices` entry (or config.json's linux.netDevices entry, for the hook), the device's
+# `netdev.cdigen.io/` annotation, the pod's network, the caller's `--netdev`.
+LAYERS = ("hook arguments", "netDevices", "annotation", "pod network", "option")
+
+
+class LayerError(NetdevError):
+    """Layers that do not add up to a setting; `layer` is the source to blame."""
+
+    def __init__(self, message: str, layer: str):
+        super().__init__(message)
+        self.layer = layer
+
+
+def layered(host: str, layers: dict, below: NetdevSettings | None = None) -> NetdevSettings:
+    """The settings of `host` from `layers` ({name in LAYERS: NetdevSettings or None}), each
+    later layer replacing only the fields it gives, on top of `below` (an earlier merge).
+    An address alone keeps the mask below it when both are of one family; an address with no
+    mask in any layer is a LayerError naming the interface, never a guessed /32."""
+    out = below or NetdevSettings(host)
+    set_by: dict[str, str] = {}  # field -> the layer that set it last: the one to blame
+    for name in LAYERS:
+        cfg = layers.get(name)
+        if cfg is None:
+            continue
+        fields = {k: getattr(cfg, k) for k in NetdevSettings._fields[1:] if getattr(cfg, k) is not None}
+        same_family = out.address is not None and (":" in out.address) == (":" in (cfg.address or ""))
+        if cfg.address is not None and cfg.prefixlen is None and not same_family:
+            fields["prefixlen"] = None  # a mask carries over within one family only
+        out = out._replace(**fields)
+        set_by.update(dict.fromkeys(fields, name))
+    if not set_by:
+        return out
+    if out.address is not None and out.prefixlen is None:
+        raise LayerError(f"{host}: address {out.address} has no mask; give ADDRESS/LEN or mask=", set_by["address"])
+    try:
+        return validate(out)
+    except NetdevError as e:
+        raise LayerError(str(e), LAYERS[max(LAYERS.index(n) for n in set_by.values())]) from None
 
 
 # ---------------------------------------------------------------------------- text forms
@@ -234,7 +266,7 @@ def parse_text(host: str, text: str) -> NetdevSettings:
         key, sep, value = part.partition("=")
         key = key.strip()
         if not sep or key not in _KEYS:
-            raise NetdevError(f"{host}: expected name=, address=, mask= or mtu=, got {_short(part)}")
+            raise NetdevError(f"{host}: expected name=, address=, mask= or mtu=, got {quoted(part)}")
         if key in fields:
             raise NetdevError(f"{host}: {key}= given twice")
         fields[key] = value.strip()
@@ -256,7 +288,7 @@ def parse_args(values: list[str]) -> list[NetdevSettings]:
         try:
             out.append(parse_arg(value))
         except NetdevError as e:
-            raise NetdevError(f"{_short(value)}: {e}") from None
+            raise NetdevError(f"{quoted(value)}: {e}") from None
     by_host(out)
     return out
 

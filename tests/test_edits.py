@@ -33,7 +33,9 @@ def make_spec(
 
 
 def inject(config: dict, devices: list[Device], overrides=(), hook_path=None) -> dict:
-    return edits.apply_edits(config, edits.merge_device_edits(devices, overrides), hook_path)
+    merged = edits.merge_device_edits(devices)
+    edits.with_netdev_layers(merged, overrides=overrides)
+    return edits.apply_edits(config, merged, hook_path)
 
 
 # ---------------------------------------------------------------------------- env

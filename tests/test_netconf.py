@@ -98,10 +98,16 @@ def test_annotations_and_oci_entries():
 
 def test_merge_overrides_only_what_is_set():
     base = netdev.parse_arg("ens1=name=net0,address=192.0.2.10/24,mtu=9000")
-    merged = base.merged(netdev.parse_arg("ens1=address=198.51.100.7/25"))
+    merged = netdev.layered("ens1", {"option": netdev.parse_arg("ens1=address=198.51.100.7/25")}, below=base)
     assert merged.to_oci() == {"name": "net0", "address": "198.51.100.7", "mask": "255.255.255.128", "mtu": 9000}
     with pytest.raises(NetdevError, match="for IPv6"):  # the merged result is re-validated
-        netdev.parse_arg("ens1=mtu=1300").merged(netdev.parse_arg("ens1=mtu=1279,address=2001:db8::1/64"))
+        netdev.layered(
+            "ens1",
+            {
+                "netDevices": netdev.parse_arg("ens1=mtu=1279"),
+                "option": netdev.parse_arg("ens1=address=2001:db8::1/64"),
+            },
+        )
 
 
 def test_two_hosts_never_share_a_container_name():

@@ -106,37 +106,34 @@ def net_device_names(edits: dict) -> dict[str, str]:
 
 def hook_netdev_settings(edits: dict) -> dict[str, netdev.NetdevSettings]:
     """host -> settings carried by the `--netdev` arguments of the `cdigen hook` entries of
-    one containerEdits (what a spec for a loader without netDevices carries). NetdevError or
-    HookArgsError for arguments `cdigen hook` would refuse."""
+    one containerEdits (what a spec for a loader without netDevices carries); the last entry
+    naming a host gives them. NetdevError or HookArgsError for arguments `cdigen hook` would
+    refuse."""
     out: dict[str, netdev.NetdevSettings] = {}
     for i, hook in enumerate(edits.get("hooks") or []):
         if not hookentry.is_cdigen_hook(hook):
             continue
         try:
-            values = hookentry.parse_hook_argv(hook["args"][2:]) or []
-            settings = netdev.by_host(netdev.parse_arg(v) for v in values)
+            out.update((cfg.host, cfg) for cfg in netdev.parse_args(hookentry.parse_hook_argv(hook["args"][2:]) or []))
         except InvalidInput as e:
             raise InvalidInput(f"hooks[{i}]: cdigen hook arguments: {e}") from None
-        for host, cfg in settings.items():
-            out[host] = out[host].merged(cfg) if host in out else cfg
     return out
 
 
 def netdev_settings(edits: dict, annotations: dict) -> dict[str, netdev.NetdevSettings]:
-    """host -> settings of every host interface one containerEdits carries: the `--netdev`
-    arguments of its `cdigen hook` entries, then its `netDevices` entries' names, then the
-    `netdev.cdigen.io/<host>` annotations, each later source winning per field. Every such
-    annotation is parsed, whether or not an entry uses it: a malformed one is invalid data.
-    NetdevError."""
-    from_annotations = netdev.from_annotations(annotations)
-    out = hook_netdev_settings(edits)
-    for host, name in net_device_names(edits).items():
-        entry = netdev.make(host, name)
-        out[host] = out[host].merged(entry) if host in out else entry
-    for host, settings in out.items():
-        if host in from_annotations:
-            out[host] = settings.merged(from_annotations[host])
-    return out
+    """host -> settings of every host interface one containerEdits carries (in its `cdigen
+    hook` arguments or its `netDevices`), its layers merged by `netdev.layered`. Every
+    `netdev.cdigen.io/<host>` annotation is parsed, whether or not an entry uses it: a
+    malformed one is invalid data. NetdevError."""
+    annotated = netdev.from_annotations(annotations)
+    hooks = hook_netdev_settings(edits)
+    named = {host: netdev.make(host, name) for host, name in net_device_names(edits).items()}
+    return {
+        host: netdev.layered(
+            host, {"hook arguments": hooks.get(host), "netDevices": named.get(host), "annotation": annotated.get(host)}
+        )
+        for host in {**hooks, **named}
+    }
 
 
 def check_part(edits: dict, annotations: dict) -> tuple[dict[str, netdev.NetdevSettings], list[str]]:
@@ -172,13 +169,11 @@ def spec_problems(spec: dict) -> list[str]:
 # ---------------------------------------------------------------------------- merging
 
 
-def merge_device_edits(devices: list, overrides: list = (), lstat=os.lstat) -> MergedEdits:
+def merge_device_edits(devices: list, lstat=os.lstat) -> MergedEdits:
     """Merge the edits of `devices` (cdigen.cdi.load.Device, request order): each spec's own
     edits once, before its first device, then the device's (docs/cdi-conformance.md,
-    "Injection"). Device nodes are completed from the host, netdev settings from the
-    annotations written by `cdigen scan`, then from `overrides` (NetdevSettings the caller
-    passes). InvalidInput (3) for bad spec content, BadArgument("netdev") when an override
-    does not fit."""
+    "Injection"). Device nodes are completed from the host; `netdevs` are the specs' settings
+    until `with_netdev_layers` adds the upper layers. InvalidInput (3) for bad spec content."""
     result = MergedEdits()
     merged = result.edits
     seen_specs: set[int] = set()
@@ -205,14 +200,28 @@ def merge_device_edits(devices: list, overrides: list = (), lstat=os.lstat) -> M
             if edits.get("intelRdt") is not None:
                 merged["intelRdt"] = edits["intelRdt"]  # the last one replaces the others whole
     result.netdevs = dict(result.spec_netdevs)
-    for override in overrides:
-        if override.host not in result.netdevs:
-            raise BadArgument("netdev", f"{override.host}: no requested device carries host interface {override.host}")
-        try:
-            result.netdevs[override.host] = result.netdevs[override.host].merged(override)
-        except InvalidInput as e:
-            raise BadArgument("netdev", f"{override.host}: {e}") from None
     return result
+
+
+def with_netdev_layers(merged: MergedEdits, network: list = (), overrides: list = ()) -> None:
+    """Set `merged.netdevs` to the specs' settings with the pod's `network` on top, then the
+    caller's `overrides` (NetdevSettings; `netdev.layered` is the order). Network settings of
+    interfaces no requested device carries are ignored; such an override is a BadArgument
+    ("netdev"), and so is an override that does not add up (InvalidInput (3) when the pod's
+    network does not)."""
+    by_network = {cfg.host: cfg for cfg in network}  # a later source wins whole
+    by_option = {cfg.host: cfg for cfg in overrides}
+    for host in by_option:
+        if host not in merged.spec_netdevs:
+            raise BadArgument("netdev", f"{host}: no requested device carries host interface {host}")
+    for host, cfg in merged.spec_netdevs.items():
+        layers = {"pod network": by_network.get(host), "option": by_option.get(host)}
+        try:
+            merged.netdevs[host] = netdev.layered(host, layers, below=cfg)
+        except netdev.LayerError as e:
+            if e.layer == "option":
+                raise BadArgument("netdev", str(e)) from None
+            raise InvalidInput(f"the pod's network: {e}") from None
 
 
 def fill_device_node(node: dict, lstat=os.lstat) -> dict:

@@ -1,8 +1,7 @@
 """What the hook configures, decided from config.json and its own arguments (pure).
 
 Interfaces: those of `--netdev` (the hook entry's arguments), else every linux.netDevices key.
-Settings: the linux.netDevices entry's keys win over the arguments' (apply's overrides land in
-config.json; other CDI injectors write only `name` there). Target: the network namespace path
+Settings: the linux.netDevices entry layered over the arguments (`netdev.layered`). Target: the network namespace path
 of config.json, else /proc/PID/ns/net of the state's pid.
 """
 
@@ -14,20 +13,17 @@ from cdigen.oci.config import net_devices
 
 def netdevs_to_configure(config: dict, args: list[NetdevSettings]) -> list[NetdevSettings]:
     """What to configure: the --netdev interfaces, else every linux.netDevices key; each with
-    the config.json entry's keys winning over the --netdev value's (apply's overrides land
-    in config.json; other CDI injectors write only `name` there)."""
+    its linux.netDevices entry layered over the --netdev value (`netdev.layered`: apply's
+    result lands in config.json; other CDI injectors write only `name` there)."""
     devices = net_devices(config)
     by_arg = {cfg.host: cfg for cfg in args}
-    hosts = list(by_arg) if by_arg else list(devices)
     out = []
-    for host in hosts:
+    for host in list(by_arg) if by_arg else list(devices):
         try:
-            cfg = by_arg.get(host) or netdev.make(host)
-            if host in devices:
-                cfg = cfg.merged(netdev.from_oci(host, devices[host]))
+            entry = netdev.from_oci(host, devices[host]) if host in devices else None
+            out.append(netdev.layered(host, {"hook arguments": by_arg.get(host), "netDevices": entry}))
         except NetdevError as e:
             raise InvalidInput(f"config.json: linux.netDevices[{host!r}]: {e}") from None
-        out.append(cfg)
     try:
         netdev.check_unique_names(out)
     except NetdevError as e:

@@ -41,6 +41,6 @@ def load_netdev_config(path: str) -> dict[str, dict]:
         if unknown:
             raise InvalidInput(f"{host}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
         entry = {k: str(v) if k == "address" and v is not None else v for k, v in entry.items()}
-        netdev.make(host, **entry)
+        netdev.layered(host, {"option": netdev.make(host, **entry)})  # an address needs its mask here
         out[host] = entry
     return out
