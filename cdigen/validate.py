@@ -8,8 +8,7 @@ that apply itself makes over every device it injects.
 from cdigen.cdi import load
 from cdigen.cdi.consumers import first_releases
 from cdigen.cdi.edits import spec_problems
-from cdigen.cdi.spec import CDI_VERSIONS, LIBRARY_VERSION, minimum_version, version_key
-from cdigen.errors import BadArgument
+from cdigen.cdi.spec import LIBRARY_VERSION, check_target_version, minimum_version
 
 
 def registry_problems(registry: load.Registry) -> list[tuple[str, str]]:
@@ -26,8 +25,7 @@ def validate_paths(
 ) -> tuple[load.Registry, list[tuple[str, str]]]:
     """Load the named files/directories (else the spec directories) as a CDI library of
     version `loader` would, and find every problem."""
-    if loader not in CDI_VERSIONS or version_key(loader) < version_key("0.3.0"):
-        raise BadArgument("cdi_version", f"{loader!r}: not one of {', '.join(CDI_VERSIONS[2:])}")
+    check_target_version(loader)
     registry = load.load_paths(paths, loader) if paths else load.load_registry(spec_dirs, loader=loader)
     return registry, registry_problems(registry)
 

@@ -40,10 +40,6 @@ LADDERS: dict[str, list[tuple[str, str]]] = {
 ANY = "any"  # every engine release above: the default target
 
 
-def _release_key(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in text.split("."))
-
-
 def max_version_for(target: str) -> str:
     """The newest cdiVersion that every release matching `target` loads: "podman-4" (every
     4.x with CDI support), "containerd-1.7.20", "docker-28", or "any". BadArgument("for")
@@ -54,13 +50,13 @@ def max_version_for(target: str) -> str:
     if not sep or engine not in LADDERS:
         raise BadArgument("for", f"{target!r}: expected ENGINE-VERSION ({', '.join(LADDERS)}) or {ANY}")
     try:
-        wanted = _release_key(release)
+        wanted = version_key(release)
     except ValueError:
         raise BadArgument("for", f"{target!r}: {release!r} is not a version like 1.7 or 2.2.1") from None
     ladder = LADDERS[engine]
     oldest = wanted + (0,) * (3 - len(wanted))
-    accepted = [version for first, version in ladder if _release_key(first) <= oldest]
-    if not accepted and _release_key(ladder[0][0])[: len(wanted)] == wanted:
+    accepted = [version for first, version in ladder if version_key(first) <= oldest]
+    if not accepted and version_key(ladder[0][0])[: len(wanted)] == wanted:
         accepted = [ladder[0][1]]  # the series begins before CDI support: its first release with it
     if not accepted:
         raise BadArgument("for", f"{target!r}: {engine} loads CDI specs from {LADDERS[engine][0][0]} on")

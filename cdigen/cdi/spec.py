@@ -9,10 +9,12 @@ read (HEAD; v1.1.0 panics on them) — cdigen never writes them.
 Pure: operates on already-parsed documents (dicts, lists, scalars).
 """
 
-from cdigen.errors import InvalidInput
+from cdigen.errors import BadArgument, InvalidInput
+from cdigen.values import quoted, version_tuple
 
 LIBRARY_VERSION = "1.1.0"  # the newest released library, whose rules cdigen follows by default
 CDI_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0", "1.0.0", "1.1.0")
+TARGET_VERSIONS = CDI_VERSIONS[2:]  # what cdigen writes and checks for: 0.3.0 is the oldest any engine loads
 HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
@@ -100,8 +102,16 @@ def is_qualified_name(device: str) -> bool:
 # ---------------------------------------------------------------------------- versions
 
 
-def _vkey(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.removeprefix("v").split("."))
+def version_key(version: str) -> tuple[int, ...]:
+    """Sort key of a version string ("0.5.0", "v1.1.0"); () for anything else."""
+    return version_tuple(version) or ()
+
+
+def check_target_version(version: str, argument: str = "cdi_version") -> str:
+    """`version` when cdigen can write or check for it; BadArgument(`argument`) otherwise."""
+    if version not in TARGET_VERSIONS:
+        raise BadArgument(argument, f"{quoted(version)}: not one of {', '.join(TARGET_VERSIONS)}")
+    return version
 
 
 def _edits_list(spec: dict):
@@ -142,23 +152,18 @@ def check_version(spec: dict, loader: str = LIBRARY_VERSION) -> str:
     must declare at least the minimum its fields need."""
     version = spec.get("cdiVersion", "")
     known = versions_up_to(loader)
-    modern = _vkey(loader) >= _vkey("0.6.0")
+    modern = version_key(loader) >= version_key("0.6.0")
     if (version[1:] if modern and version.startswith("v") else version) not in known:
         raise SpecError(f"cdiVersion: invalid version {version!r}")
-    required = max(minimum_version(spec), "0.3.0", key=_vkey)
-    if modern and _vkey(version) < _vkey(required):
+    required = max(minimum_version(spec), "0.3.0", key=version_key)
+    if modern and version_key(version) < version_key(required):
         raise SpecError(f"cdiVersion: the spec version must be at least v{required} (is {version})")
     return version
 
 
 def versions_up_to(loader: str) -> tuple[str, ...]:
     """The cdiVersion values a library of version `loader` accepts: its own and older ones."""
-    return tuple(v for v in CDI_VERSIONS if _vkey(v) <= _vkey(loader))
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    """Sort key of a version string ("0.5.0", "v1.1.0")."""
-    return _vkey(version)
+    return tuple(v for v in CDI_VERSIONS if version_key(v) <= version_key(loader))
 
 
 # ---------------------------------------------------------------------------- structure
@@ -223,7 +228,7 @@ def _fields_for(loader: str) -> dict:
             out = {}
             for name, tag in table.items():
                 since = _FIELD_SINCE.get((id(table), name), "0.3.0")
-                if _vkey(since) <= _vkey(loader):
+                if version_key(since) <= version_key(loader):
                     if isinstance(tag, list):
                         tag = [known(tag[0])]
                     elif isinstance(tag, dict):
@@ -381,7 +386,7 @@ def check_spec(raw: object, loader: str = LIBRARY_VERSION) -> dict:
     it normalised (canonical key case, Go scalar coercion, nulls dropped). Raises SpecError."""
     if raw is None:
         raise SpecError("no Spec data")
-    if loader not in CDI_VERSIONS or _vkey(loader) < _vkey("0.3.0"):
+    if loader not in TARGET_VERSIONS:
         raise ValueError(f"no CDI library of version {loader}")
     spec = _convert_object(raw, _SPEC if loader == LIBRARY_VERSION else _fields_for(loader), "")
     check_version(spec, loader)

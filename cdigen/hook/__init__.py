@@ -53,15 +53,13 @@ def runtime_moved(state: bytes, config: dict) -> frozenset:
     listed name is not proven to be the host's by this (configure.proven)."""
     from cdigen import strictjson
     from cdigen.oci.config import net_devices
+    from cdigen.values import version_tuple
 
     try:
-        version = strictjson.loads(state).get("ociVersion")
-        parts = version.split("-")[0].split(".")
-        if tuple(int(p) for p in parts[:2] if p.isascii() and p.isdigit()) < RUNTIME_MOVES_FROM:
-            return frozenset()
-        return frozenset(net_devices(config))
-    except (ValueError, AttributeError, TypeError):
+        version = version_tuple(strictjson.loads(state).get("ociVersion"))
+    except (ValueError, AttributeError):
         return frozenset()
+    return frozenset(net_devices(config)) if (version or ())[:2] >= RUNTIME_MOVES_FROM else frozenset()
 
 
 def run_poststop(state: bytes, args: list[NetdevSettings]) -> list[str]:

@@ -29,6 +29,7 @@ import os
 import stat
 
 from cdigen.errors import CdigenError, InvalidInput
+from cdigen.values import version_tuple
 
 CONTAINER_LDCONFIG = ("/sbin/ldconfig", "/usr/sbin/ldconfig")
 HOST_LDCONFIG = ("/sbin/ldconfig.real", "/sbin/ldconfig", "/usr/sbin/ldconfig")  # Ubuntu's .real: the ELF
@@ -290,10 +291,10 @@ def cuda_compat_folder(root: RootDir, host_driver_version: str) -> tuple[str | N
     ]
     if not versions:
         return None, None
-    major = versions[0].split(".")[0]
-    if len(versions) > 1 or not (major.isascii() and major.isdigit()):
+    image = version_tuple(versions[0])
+    if len(versions) > 1 or image is None:
         return None, f"{CUDA_COMPAT_DIR}: {', '.join(sorted('libcuda.so.' + v for v in versions))}: not used"
-    if int(major) > int(host_driver_version.split(".")[0]):
+    if image[0] > version_tuple(host_driver_version)[0]:
         return CUDA_COMPAT_DIR, None
     return None, None
 
