@@ -108,12 +108,7 @@ def parse_subset(text: str):
     """The document `_parse_ruamel(text)` returns, read by hand, for the block-YAML subset that
     specs are written in (by `cdigen scan` and `render`, by Go's yaml.v2 as nvidia-ctk writes
     them, by ruamel.yaml); NOT_IN_SUBSET for any other text, which then goes to ruamel.yaml.
-
-    Why (2-core VM, shared, so rough; 2026-11-30): ruamel.yaml costs 30-40 ms to import and
-    7.5-10 ms to read the HGX example spec (706 lines, C parser); this reads it in 2-3 ms,
-    importing nothing. A whole `cdigen apply` of one HGX device from that YAML spec went from
-    ~155 ms to ~105 ms (medians of 9 interleaved runs; dev venv; JSON costs the same as the
-    YAML now; `python -I -S -c pass` is ~20 ms).
+    Why: importing ruamel.yaml costs more than the rest of an `apply` (docs/benchmarks.md).
 
     The subset: lines of spaces and printable characters (no tab, CR, NUL or other line break:
     `text` as a whole must pass str.isprintable() once the newlines are removed, which also
