@@ -39,10 +39,10 @@ if __name__ == '__main__':
 """
 
 
-def compile_cdigen() -> None:
+def compile_cdigen(repo: str = REPO) -> None:
     """cdigen's bytecode, as an installed package has it: this environment sets
     PYTHONDONTWRITEBYTECODE, which would otherwise recompile every module on every run."""
-    compileall.compile_dir(os.path.join(REPO, "cdigen"), quiet=1)
+    compileall.compile_dir(os.path.join(repo, "cdigen"), quiet=1)
 
 
 def environment() -> dict:
@@ -51,8 +51,9 @@ def environment() -> dict:
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith("CDIGEN_")}
 
 
-def installed(directory: str) -> str:
-    """A venv under `directory` with cdigen installed as a wheel would be; its `cdigen`."""
+def installed(directory: str, repo: str = REPO) -> str:
+    """A venv under `directory` with cdigen (of the checkout `repo`) installed as a wheel
+    would be; its `cdigen`."""
     venv = os.path.join(directory, "venv")
     subprocess.run([sys.base_prefix + "/bin/python3", "-m", "venv", "--without-pip", venv], check=True)
     site = subprocess.run(
@@ -61,14 +62,14 @@ def installed(directory: str) -> str:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    os.symlink(os.path.join(REPO, "cdigen"), os.path.join(site, "cdigen"))
+    os.symlink(os.path.join(repo, "cdigen"), os.path.join(site, "cdigen"))
     with open(os.path.join(site, "cdigen-deps.pth"), "w") as f:
         f.write(sysconfig.get_paths()["purelib"] + "\n")  # the dev venv's: typer, ruamel.yaml, jsonpatch...
     python = os.path.join(venv, "bin", "python")
     script = os.path.join(venv, "bin", "cdigen")
     with open(script, "w") as f:
         f.write(CONSOLE_SCRIPT.format(python=python))
-    with open(os.path.join(REPO, "bin", "cdigen-runtime")) as f:  # pyproject's script-files, as pip installs them
+    with open(os.path.join(repo, "bin", "cdigen-runtime")) as f:  # pyproject's script-files, as pip installs them
         shim = f.read().replace("#!python", "#!" + python, 1)
     with open(os.path.join(venv, "bin", "cdigen-runtime"), "w") as f:
         f.write(shim)

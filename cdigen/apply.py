@@ -16,6 +16,7 @@ from cdigen.errors import BadArgument, CdigenError
 from cdigen.files import DEFAULT_LOCK_TIMEOUT, atomic_write, locked_dir, remove_stale_temps
 from cdigen.netdev import NetdevSettings
 from cdigen.oci.config import config_path, read_config, serialise
+from cdigen.values import quoted
 
 # cdigen.podnet.ANNOTATIONS, the keys that carry pod network facts. Spelled here so that an
 # apply without them imports no podnet (tests/test_runtime_shim.py checks the two agree).
@@ -73,7 +74,7 @@ def apply_devices(
 
     for name in devices:
         if not is_qualified_name(name):
-            raise BadArgument("device", f"{name!r}: expected vendor/class=name")
+            raise BadArgument("device", f"{quoted(name)}: expected vendor/class=name")
     if hook_path is not None:
         hookentry.check_hook_path(hook_path)
     path = config_path(bundle)
@@ -103,10 +104,10 @@ def apply_devices(
             and isinstance(annotations, dict)
             and any(key in annotations for key in POD_NETWORK_ANNOTATIONS)
         ):
-            from cdigen import podnet
+            from cdigen.pod.network import overrides_for
 
             names = {host: cfg.container_name for host, cfg in merged.netdevs.items()}
-            network = [*podnet.overrides_for(annotations, names, pod_root), *network]
+            network = [*overrides_for(annotations, names, pod_root), *network]
         edits.with_netdev_layers(merged, network, overrides)
         if hook and hook_path is None and (merged.netdevs or doc["linux"].get("netDevices")):
             hook_path = hookentry.default_hook_path()

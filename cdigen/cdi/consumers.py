@@ -8,6 +8,7 @@ named on, every later release accepts at least that cdiVersion.
 
 from cdigen.cdi.spec import version_key
 from cdigen.errors import BadArgument
+from cdigen.values import quoted
 
 # engine -> [(first release, newest cdiVersion it and every later release accept), ...]
 LADDERS: dict[str, list[tuple[str, str]]] = {
@@ -48,18 +49,18 @@ def max_version_for(target: str) -> str:
         return min((ladder[0][1] for ladder in LADDERS.values()), key=version_key)
     engine, sep, release = target.partition("-")
     if not sep or engine not in LADDERS:
-        raise BadArgument("for", f"{target!r}: expected ENGINE-VERSION ({', '.join(LADDERS)}) or {ANY}")
+        raise BadArgument("for", f"{quoted(target)}: expected ENGINE-VERSION ({', '.join(LADDERS)}) or {ANY}")
     try:
         wanted = version_key(release)
     except ValueError:
-        raise BadArgument("for", f"{target!r}: {release!r} is not a version like 1.7 or 2.2.1") from None
+        raise BadArgument("for", f"{quoted(target)}: {quoted(release)} is not a version like 1.7 or 2.2.1") from None
     ladder = LADDERS[engine]
     oldest = wanted + (0,) * (3 - len(wanted))
     accepted = [version for first, version in ladder if version_key(first) <= oldest]
     if not accepted and version_key(ladder[0][0])[: len(wanted)] == wanted:
         accepted = [ladder[0][1]]  # the series begins before CDI support: its first release with it
     if not accepted:
-        raise BadArgument("for", f"{target!r}: {engine} loads CDI specs from {LADDERS[engine][0][0]} on")
+        raise BadArgument("for", f"{quoted(target)}: {engine} loads CDI specs from {LADDERS[engine][0][0]} on")
     return accepted[-1]
 
 

@@ -21,6 +21,7 @@ import stat
 from cdigen import hookentry, netdev
 from cdigen.errors import BadArgument, InvalidInput
 from cdigen.oci.config import net_devices
+from cdigen.values import quoted
 
 ANNOTATION_PREFIX = "cdi.k8s.io/"
 LIST_EDITS = ("env", "deviceNodes", "netDevices", "mounts", "hooks", "additionalGids")
@@ -62,7 +63,7 @@ def requested_devices(config: dict) -> list[str]:
             raise InvalidInput(f"config.json: annotation {key}: expected a string")
         for name in value.split(","):
             if not is_qualified_name(name):
-                raise InvalidInput(f"config.json: annotation {key}: invalid CDI device name {name!r}")
+                raise InvalidInput(f"config.json: annotation {key}: invalid CDI device name {quoted(name)}")
             out.append(name)
     return out
 
@@ -92,9 +93,9 @@ def path_problems(edits: dict) -> list[str]:
 
 def _path_problem(path: str, where: str) -> list[str]:
     if not path.startswith("/"):
-        return [f"{where}: relative path {path!r}"]
+        return [f"{where}: relative path {quoted(path)}"]
     if ".." in path.split("/"):
-        return [f"{where}: path {path!r} contains '..'"]
+        return [f"{where}: path {quoted(path)} contains '..'"]
     return []
 
 
@@ -237,18 +238,20 @@ def fill_device_node(node: dict, lstat=os.lstat) -> dict:
     except OSError as e:
         if minimal:
             return node
-        raise InvalidInput(f"failed to stat CDI host device {host_path!r}: {e.strerror}") from None
+        raise InvalidInput(f"failed to stat CDI host device {quoted(host_path)}: {e.strerror}") from None
     if "fileMode" not in node:
         node["fileMode"] = stat.S_IMODE(st.st_mode)
     if minimal:
         return node
     host_kind = {stat.S_IFBLK: "b", stat.S_IFCHR: "c", stat.S_IFIFO: "p"}.get(stat.S_IFMT(st.st_mode))
     if host_kind is None:
-        raise InvalidInput(f"CDI host device {host_path!r} is not a device node")
+        raise InvalidInput(f"CDI host device {quoted(host_path)} is not a device node")
     if kind == "":
         node["type"] = kind = host_kind
     elif kind != host_kind:
-        raise InvalidInput(f"CDI device ({node['path']!r}, {host_path!r}): host type mismatch ({kind}, {host_kind})")
+        raise InvalidInput(
+            f"CDI device ({quoted(node['path'])}, {quoted(host_path)}): host type mismatch ({kind}, {host_kind})"
+        )
     if node.get("major", 0) == 0 and kind != "p":
         node["major"], node["minor"] = os.major(st.st_rdev), os.minor(st.st_rdev)
     return node

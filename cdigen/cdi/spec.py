@@ -34,12 +34,12 @@ def _check_vendor_or_class(what: str, value: str) -> str:
     if not isinstance(value, str) or value == "":
         raise SpecError(f"invalid {what}. empty name")
     if value[0] not in _ALPHA:
-        raise SpecError(f"invalid {what} {value!r}, should start with a letter")
+        raise SpecError(f"invalid {what} {quoted(value)}, should start with a letter")
     for ch in value[1:-1]:
         if ch not in _VC_MIDDLE:
-            raise SpecError(f"invalid {what} {value!r}, invalid character {ch!r}")
+            raise SpecError(f"invalid {what} {quoted(value)}, invalid character {quoted(ch)}")
     if value[-1] not in _ALNUM:
-        raise SpecError(f"invalid {what} {value!r}, should end with a letter or digit")
+        raise SpecError(f"invalid {what} {quoted(value)}, should end with a letter or digit")
     return value
 
 
@@ -55,12 +55,12 @@ def check_device_name(value: str) -> str:
     if not isinstance(value, str) or value == "":
         raise SpecError("invalid (empty) device name")
     if value[0] not in _ALNUM:
-        raise SpecError(f"invalid device name {value!r}, should start with a letter or digit")
+        raise SpecError(f"invalid device name {quoted(value)}, should start with a letter or digit")
     for ch in value[1:-1]:
         if ch not in _NAME_MIDDLE:
-            raise SpecError(f"invalid device name {value!r}, invalid character {ch!r}")
+            raise SpecError(f"invalid device name {quoted(value)}, invalid character {quoted(ch)}")
     if value[-1] not in _ALNUM:
-        raise SpecError(f"invalid device name {value!r}, should end with a letter or digit")
+        raise SpecError(f"invalid device name {quoted(value)}, should end with a letter or digit")
     return value
 
 
@@ -73,21 +73,21 @@ def split_kind(kind: str) -> tuple[str, str]:
 def parse_qualified_name(device: str) -> tuple[str, str, str]:
     """`vendor/class=name` -> (vendor, class, name); SpecError unless fully qualified."""
     if not isinstance(device, str):
-        raise SpecError(f"invalid device {device!r}: not a string")
+        raise SpecError(f"invalid device {quoted(device)}: not a string")
     kind, sep, name = device.partition("=")
     vendor, cls = split_kind(kind) if sep else ("", "")
     if not vendor:
-        raise SpecError(f"unqualified device {device!r}, missing vendor")
+        raise SpecError(f"unqualified device {quoted(device)}, missing vendor")
     if not cls:
-        raise SpecError(f"unqualified device {device!r}, missing class")
+        raise SpecError(f"unqualified device {quoted(device)}, missing class")
     if not name:
-        raise SpecError(f"unqualified device {device!r}, missing device name")
+        raise SpecError(f"unqualified device {quoted(device)}, missing device name")
     try:
         check_vendor(vendor)
         check_class(cls)
         check_device_name(name)
     except SpecError as e:
-        raise SpecError(f"invalid device {device!r}: {e}") from None
+        raise SpecError(f"invalid device {quoted(device)}: {e}") from None
     return vendor, cls, name
 
 
@@ -154,7 +154,7 @@ def check_version(spec: dict, loader: str = LIBRARY_VERSION) -> str:
     known = versions_up_to(loader)
     modern = version_key(loader) >= version_key("0.6.0")
     if (version[1:] if modern and version.startswith("v") else version) not in known:
-        raise SpecError(f"cdiVersion: invalid version {version!r}")
+        raise SpecError(f"cdiVersion: invalid version {quoted(version)}")
     required = max(minimum_version(spec), "0.3.0", key=version_key)
     if modern and version_key(version) < version_key(required):
         raise SpecError(f"cdiVersion: the spec version must be at least v{required} (is {version})")
@@ -265,7 +265,7 @@ def _go_int(value, tag: str, where: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{where}: expected an integer, got {value!r}")
+        raise SpecError(f"{where}: expected an integer, got {quoted(value)}")
     low, high = _INT_RANGES[tag]
     if not low <= value <= high:
         raise SpecError(f"{where}: {value} is out of range")
@@ -285,7 +285,7 @@ def _convert(value, schema, where: str):
         return _go_int(value, schema, where)
     if schema == _BOOL:
         if not isinstance(value, bool):
-            raise SpecError(f"{where}: expected true or false, got {value!r}")
+            raise SpecError(f"{where}: expected true or false, got {quoted(value)}")
         return value
     if schema == _STRLIST:
         if not isinstance(value, list):
@@ -325,7 +325,7 @@ def _convert_object(value, fields: dict, where: str) -> dict:
 def _check_env(env: list[str], where: str) -> None:
     for i, var in enumerate(env):
         if var.find("=") <= 0:
-            raise SpecError(f"{where}[{i}]: invalid environment variable {var!r}")
+            raise SpecError(f"{where}[{i}]: invalid environment variable {quoted(var)}")
 
 
 def check_edits(edits: dict, where: str) -> None:
@@ -335,17 +335,17 @@ def check_edits(edits: dict, where: str) -> None:
         if not node.get("path"):
             raise SpecError(f"{at}: invalid (empty) device path")
         if node.get("type", "") not in ("", "b", "c", "u", "p"):
-            raise SpecError(f"{at}: device {node['path']!r}: invalid type {node['type']!r}")
+            raise SpecError(f"{at}: device {quoted(node['path'])}: invalid type {quoted(node['type'])}")
         perms = node.get("permissions", "")
         if perms and set(perms) - set("rwm"):
             hint = " ('none' is accepted only by unreleased CDI HEAD)" if perms == "none" else ""
-            raise SpecError(f"{at}: device {node['path']!r}: invalid permissions {perms!r}{hint}")
+            raise SpecError(f"{at}: device {quoted(node['path'])}: invalid permissions {quoted(perms)}{hint}")
     for i, hook in enumerate(edits.get("hooks", [])):
         at = f"{where}.hooks[{i}]"
         if hook.get("hookName", "") not in HOOK_NAMES:
-            raise SpecError(f"{at}: invalid hook name {hook.get('hookName', '')!r}")
+            raise SpecError(f"{at}: invalid hook name {quoted(hook.get('hookName', ''))}")
         if not hook.get("path"):
-            raise SpecError(f"{at}: invalid hook {hook['hookName']!r} with empty path")
+            raise SpecError(f"{at}: invalid hook {quoted(hook['hookName'])} with empty path")
         _check_env(hook.get("env", []), f"{at}.env")
     for i, mount in enumerate(edits.get("mounts", [])):
         at = f"{where}.mounts[{i}]"
@@ -357,7 +357,7 @@ def check_edits(edits: dict, where: str) -> None:
     if rdt is not None:
         clos = rdt.get("closID", "")
         if clos not in ("", "/") and (len(clos) >= 4096 or clos in (".", "..") or "/" in clos or "\n" in clos):
-            raise SpecError(f"{where}.intelRdt.closID: invalid ClosID {clos!r}")
+            raise SpecError(f"{where}.intelRdt.closID: invalid ClosID {quoted(clos)}")
     hosts: dict[str, str] = {}
     names: dict[str, str] = {}
     for i, nd in enumerate(edits.get("netDevices", [])):
@@ -368,9 +368,13 @@ def check_edits(edits: dict, where: str) -> None:
         if not name:
             raise SpecError(f"{at}: invalid linux net device, empty name")
         if host in hosts:
-            raise SpecError(f"{at}: duplicate hostInterfaceName {host!r} with names {hosts[host]!r} and {name!r}")
+            raise SpecError(
+                f"{at}: duplicate hostInterfaceName {quoted(host)} with names {quoted(hosts[host])} and {quoted(name)}"
+            )
         if name in names:
-            raise SpecError(f"{at}: duplicate name {name!r} with hostInterfaceName {names[name]!r} and {host!r}")
+            raise SpecError(
+                f"{at}: duplicate name {quoted(name)} with hostInterfaceName {quoted(names[name])} and {quoted(host)}"
+            )
         hosts[host], names[name] = name, host
 
 
@@ -404,10 +408,10 @@ def check_spec(raw: object, loader: str = LIBRARY_VERSION) -> dict:
             raise SpecError(f"{at}.name: {e}") from None
         edits = device.get("containerEdits", {})
         if _edits_empty(edits):
-            raise SpecError(f"{at}: invalid device {name!r}, empty device edits")
+            raise SpecError(f"{at}: invalid device {quoted(name)}, empty device edits")
         check_edits(edits, f"{at}.containerEdits")
         if name in seen:
-            raise SpecError(f"{at}: invalid spec, multiple device {name!r}")
+            raise SpecError(f"{at}: invalid spec, multiple device {quoted(name)}")
         seen.add(name)
     if not seen:
         raise SpecError("invalid spec, no devices")
