@@ -68,6 +68,18 @@ def test_malformed_documents_are_one_line_errors(text, message):
     assert "\n" not in str(e.value)
 
 
+def test_yaml_nesting_bound_is_exact_and_a_deep_document_does_not_crash():
+    """The bound itself, then once a document far past it and past Python's recursion limit
+    (the malformed texts above nest only 100 deep: each deep parse costs seconds)."""
+    for depth, error in ((60, False), (64, False), (65, True), (5000, True)):
+        text = "a: " + "[" * (depth - 1) + "]" * (depth - 1)
+        if error:
+            with pytest.raises(SpecError, match="nested more than 64 levels deep"):
+                parse(text)
+        else:
+            parse(text)
+
+
 def test_billion_laughs_is_rejected_before_anything_is_built():
     with pytest.raises(SpecError, match="aliases expand the document to more than"):
         parse(billion_laughs())

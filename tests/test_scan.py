@@ -1,5 +1,6 @@
 """`cdigen scan` and `cdigen topo` as whole processes, on the shipped example topologies."""
 
+import functools
 import json
 import os
 import stat
@@ -9,7 +10,7 @@ from ruamel.yaml import YAML
 
 from cdigen.cdi.spec import check_spec
 from cdigen.examples import EXAMPLES
-from tests.helpers.proc import run_cdigen
+from tests.helpers.proc import run_cdigen, run_in_process
 
 HOOK = ("--hook-path", "/usr/bin/cdigen")
 
@@ -21,12 +22,19 @@ def load_yaml(text: str, version=(1, 2)):
     return yaml.load(text)
 
 
-def scan(*args, check=0, **kw):
+def scan(*args, check=0, runner=run_cdigen, **kw):
     """`cdigen scan` writing for the newest loader (1.1.0: netDevices and annotations), unless
     the test names its own target."""
     named = any(str(a).partition("=")[0] in ("--cdi-version", "--for") for a in args)
     target = () if named else ("--cdi-version", "1.1.0")
-    return run_cdigen("scan", *HOOK, *target, *args, check=check, **kw)
+    return runner("scan", *HOOK, *target, *args, check=check, **kw)
+
+
+@functools.cache
+def example_output(*args) -> str:
+    """What a read-only command prints for an example, once per session, in this process
+    (test_cli_in_a_process_prints_what_it_prints_here shows that a process prints the same)."""
+    return run_in_process(*args, check=0).stdout
 
 
 def without_newer_fields(spec: dict, cdi_version: str) -> dict:
@@ -44,25 +52,24 @@ def without_newer_fields(spec: dict, cdi_version: str) -> dict:
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 def test_spec_snapshot(example, snapshot):
-    proc = scan("--example", example)
-    spec = load_yaml(proc.stdout)
+    text = example_output("scan", *HOOK, "--cdi-version", "1.1.0", "--example", example)
+    spec = load_yaml(text)
     check_spec(spec)  # the reference loader's rules: it loads
-    assert load_yaml(proc.stdout, (1, 1)) == spec  # and reads the same under YAML 1.1
-    snapshot.assert_match(proc.stdout, "spec.yaml")
+    assert load_yaml(text, (1, 1)) == spec  # and reads the same under YAML 1.1
+    snapshot.assert_match(text, "spec.yaml")
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 def test_default_target_is_every_engine_with_cdi(example, snapshot):
     """Without --cdi-version the spec loads in podman 4.3 (CDI library 0.5.x): no field that
     library does not know, cdiVersion the lowest the fields need, the settings in the hook."""
-    proc = scan("--example", example, "--for", "any")
-    default = run_cdigen("scan", *HOOK, "--example", example, check=0)
-    assert default.stdout == proc.stdout
-    spec = load_yaml(proc.stdout)
+    text = example_output("scan", *HOOK, "--example", example, "--for", "any")
+    assert example_output("scan", *HOOK, "--example", example) == text
+    spec = load_yaml(text)
     check_spec(spec, "0.5.0")  # the podman 4.3 / containerd 1.7.0 loader accepts it
-    newest = load_yaml(scan("--example", example).stdout)
+    newest = load_yaml(example_output("scan", *HOOK, "--cdi-version", "1.1.0", "--example", example))
     assert spec == without_newer_fields(newest, "0.3.0")
-    snapshot.assert_match(proc.stdout, "spec.yaml")
+    snapshot.assert_match(text, "spec.yaml")
 
 
 @pytest.mark.parametrize(
@@ -110,10 +117,16 @@ def test_bad_targets(args, message):
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 def test_topo_json_snapshot(example, snapshot):
-    proc = run_cdigen("topo", "--example", example, "--json", check=0)
-    report = json.loads(proc.stdout)
+    text = example_output("topo", "--example", example, "--json")
+    report = json.loads(text)
     assert set(report) == {"nicAffinity", "splitPorts", "gpus", "nics", "otherNics", "matrix", "gpudirectRdma"}
-    snapshot.assert_match(proc.stdout, "topo.json")
+    snapshot.assert_match(text, "topo.json")
+
+
+@pytest.mark.parametrize("args", [("scan", *HOOK, "--example", "hgx-h100"), ("topo", "--example", "cascade", "--json")])
+def test_cli_in_a_process_prints_what_it_prints_here(args):
+    proc = run_cdigen(*args, check=0)
+    assert proc.stdout == example_output(*args) and proc.stdout
 
 
 def test_hgx_assignment_and_edits():
