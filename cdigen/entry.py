@@ -1,10 +1,6 @@
-"""Console-script entry point.
-
-What runs at every container start is dispatched here without importing typer or rich (about
-40 ms of import time on this machine; see docs/benchmarks.md): the CNI plugin (`cdigen` with no
-arguments and CNI_COMMAND set, or `cdigen cni`), the runtime shim (`cdigen runtime ARGS`, or the
-executable named `cdigen-runtime`), `cdigen hook`, `cdigen apply` and `cdigen dan`. Every other
-command goes through the typer app.
+"""Console-script entry point. What runs at every container start (the CNI plugin, the runtime
+shim, `hook`, `apply`, `dan`, `netdev restore`) is dispatched here without typer or rich, whose
+import costs more than that work; every other command goes through the typer app.
 """
 
 import os

@@ -9,7 +9,9 @@ poststop hook (`cdigen hook --poststop --netdev ...`, same arguments) brings the
 import os
 import sys
 
-from cdigen.errors import BadArgument, InvalidInput
+from cdigen.argv import Command, Option, parse
+from cdigen.errors import BadArgument, InvalidInput, UsageError
+from cdigen.values import quoted, version_tuple
 
 HOOK_NAME = "createRuntime"  # runs in the runtime's namespaces, after the container netns exists
 POSTSTOP_HOOK_NAME = "poststop"  # runs after the container is deleted (its processes are gone)
@@ -40,42 +42,30 @@ class HookArgsError(InvalidInput):
     """Arguments of a `cdigen hook` entry that `cdigen hook` would refuse."""
 
 
+# The arguments of `cdigen hook` (those after `hook`), as hook_args writes them: the one table
+# that cdigen.argv parses them with and cdigen/cli/hook.py's --help shows.
+HOOK = Command(
+    "hook",
+    (
+        Option(
+            "--netdev",
+            "HOSTIF=SETTINGS",
+            "A host interface and its settings, SETTINGS as name=NAME,address=ADDR,mask=MASK,mtu=MTU (any of them).",
+            repeated=True,
+        ),
+        Option(POSTSTOP_FLAG, None, "Bring the interfaces home (the poststop hook entry)."),
+    ),
+)
+
+
 def parse_hook_argv(argv: list[str]) -> list[str] | None:
     """The `--netdev` values of `cdigen hook` arguments (those after `hook`), in order; None
-    when help is asked for. `--poststop` is accepted (see `is_poststop`). HookArgsError for
-    anything else."""
-    parsed = _walk(argv)
-    return None if parsed is None else parsed[0]
-
-
-def is_poststop(argv: list[str]) -> bool:
-    """Do `cdigen hook` arguments (those after `hook`) ask for the poststop work? The flag
-    itself, never a `--netdev` value spelled the same. HookArgsError as parse_hook_argv."""
-    parsed = _walk(argv)
-    return parsed is not None and parsed[1]
-
-
-def _walk(argv: list[str]) -> tuple[list[str], bool] | None:
-    values, poststop = [], False
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg in ("-h", "--help"):
-            return None
-        if arg == POSTSTOP_FLAG:
-            poststop = True
-            i += 1
-        elif arg == "--netdev":
-            if i + 1 >= len(argv):
-                raise HookArgsError("--netdev needs a value HOSTIF=name=..,address=..,mask=..,mtu=..")
-            values.append(argv[i + 1])
-            i += 2
-        elif arg.startswith("--netdev="):
-            values.append(arg[len("--netdev=") :])
-            i += 1
-        else:
-            raise HookArgsError(f"unexpected argument {arg!r} (see cdigen hook --help)")
-    return values, poststop
+    when help is asked for. `--poststop` is accepted. HookArgsError for anything else."""
+    try:
+        parsed = parse(argv, HOOK)
+    except UsageError as e:
+        raise HookArgsError(str(e)) from None
+    return None if parsed is None else parsed["netdev"]
 
 
 def hook_args(netdev_args: list[str], poststop: bool = False) -> list[str]:
@@ -161,50 +151,56 @@ def ldcache_hook(
     return {"hookName": LDCACHE_HOOK_NAME, "path": path, "args": ldcache_args(folders, links, host_driver_version)}
 
 
+LDCACHE_COMMAND = Command(
+    "hook ldcache",
+    (
+        Option(
+            "--host-driver-version",
+            "V",
+            "The host's NVIDIA driver version (550.54.15): enables CUDA forward compatibility.",
+        ),
+        Option("--folder", "DIR", "A container directory holding driver libraries.", repeated=True),
+        Option(
+            "--link",
+            "LINK=TARGET",
+            "A symlink to make: LINK an absolute container path, TARGET a file name in LINK's directory.",
+            repeated=True,
+        ),
+    ),
+)
+
+
 def parse_ldcache_argv(argv: list[str]) -> tuple[list[str], list[tuple[str, str]], str | None] | None:
     """(folders, links, host driver version or None) of `cdigen hook ldcache` arguments (those
     after `ldcache`); None when help is asked for. HookArgsError for anything else: a folder or
     link that is not an absolute path without `..`, a target that is not a plain file name, a
     version that is not dotted decimal numbers."""
-    folders: list[str] = []
-    links: list[tuple[str, str]] = []
-    version = None
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg in ("-h", "--help"):
-            return None
-        flag, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if flag not in ("--folder", "--link", "--host-driver-version"):
-            raise HookArgsError(f"unexpected argument {arg!r} (see cdigen hook ldcache --help)")
-        if not eq:
-            if i + 1 >= len(argv):
-                raise HookArgsError(f"{flag} needs a value")
-            value = argv[i + 1]
-            i += 1
-        i += 1
-        if flag == "--folder":
-            folders.append(_container_path(value, flag))
-            continue
-        if flag == "--host-driver-version":
-            if not dotted_version(value):
-                raise HookArgsError(f"--host-driver-version {value!r}: expected a driver version such as 550.54.15")
-            version = value
-            continue
+    try:
+        parsed = parse(argv, LDCACHE_COMMAND)
+    except UsageError as e:
+        raise HookArgsError(str(e)) from None
+    if parsed is None:
+        return None
+    version = parsed["host_driver_version"]
+    if version is not None and not dotted_version(version):
+        raise HookArgsError(f"--host-driver-version {quoted(version)}: expected a driver version such as 550.54.15")
+    links = []
+    for value in parsed["link"]:
         link, sep, target = value.rpartition("=")
         if not sep or not target or "/" in target or target in (".", ".."):
-            raise HookArgsError(f"--link {value!r}: expected LINK=TARGET, TARGET a file name in LINK's directory")
-        links.append((_container_path(link, flag), target))
-    return folders, links, version
+            raise HookArgsError(f"--link {quoted(value)}: expected LINK=TARGET, TARGET a file name in LINK's directory")
+        links.append((_container_path(link, "--link"), target))
+    return [_container_path(folder, "--folder") for folder in parsed["folder"]], links, version
 
 
 def dotted_version(text: str) -> bool:
-    """`550.54.15`, `570.86`: decimal numbers joined by dots (a driver version)."""
-    return 0 < len(text) <= 32 and all(part.isascii() and part.isdigit() for part in text.split("."))
+    """`550.54.15`, `570.86`: decimal numbers joined by dots (a driver version), at most 32
+    characters."""
+    return text[:1].isdigit() and "-" not in text and version_tuple(text) is not None
 
 
 def _container_path(path: str, flag: str) -> str:
     parts = path.split("/")
     if not path.startswith("/") or ".." in parts or "\0" in path or len(path) > 4096 or not path.strip("/"):
-        raise HookArgsError(f"{flag} {path!r}: expected an absolute path inside the container, without '..'")
+        raise HookArgsError(f"{flag} {quoted(path)}: expected an absolute path inside the container, without '..'")
     return path

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cdigen import dan
 from cdigen.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
-from cdigen.podnet import NETWORK_STATUS, POD_NETWORKS
+from cdigen.pod import dan
+from cdigen.pod.annotations import NETWORK_STATUS, POD_NETWORKS
 from tests.helpers.hostnet import (
     bundle,
     cni_cache,
@@ -429,11 +429,11 @@ def test_a_write_that_fails_is_exit_1(tmp_path, host):
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        ([], "missing BUNDLE"),
-        (["b", "c"], "one BUNDLE only"),
+        ([], "missing argument BUNDLE (or --hook)"),
+        (["b", "c"], "unexpected argument 'c'"),
         (["b", "--root"], "option --root requires an argument"),
         (["b", "--root", "/", "--root=/"], "option --root given twice"),
-        (["b", "--frobnicate"], "no such option: --frobnicate"),
+        (["b", "--frobnicate"], "no such option: '--frobnicate'"),
         (["b", "--delete=yes"], "option --delete does not take a value"),
         (["--hook", "b"], "--hook takes the bundle from the OCI state"),
         (["--hook", "--sandbox-id", "x"], "not --sandbox-id"),
@@ -445,7 +445,7 @@ def test_usage_errors_are_exit_2(args, fragment):
 
 
 def test_help():
-    assert "usage: cdigen dan BUNDLE" in run_cdigen("dan", "--help", check=EXIT_OK).stdout
+    assert "usage: cdigen dan [OPTIONS] [BUNDLE]" in run_cdigen("dan", "--help", check=EXIT_OK).stdout
     assert "dan" in run_cdigen("--help", check=EXIT_OK).stdout
 
 

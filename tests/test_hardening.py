@@ -182,6 +182,39 @@ def test_netdev_settings_refuse_odd_numbers_in_one_short_line(arg, message):
     assert message in str(info.value) and len(str(info.value)) < 200
 
 
+# ---------------------------------------------------------------------------- command lines
+
+HUGE = "x" * 100_000
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["apply", "B", "--device", HUGE],
+        ["apply", "B", "--netdev", HUGE],
+        ["apply", "B", "--netdev", f"eth0=name={HUGE}"],
+        ["apply", "B", f"--{HUGE}"],
+        ["apply", "B", HUGE],
+        ["apply", "B", "--lock-timeout", HUGE],
+        ["hook", "--netdev", HUGE],
+        ["hook", HUGE],
+        ["hook", "ldcache", "--folder", "/" + HUGE],
+        ["hook", "ldcache", "--link", HUGE],
+        ["dan", HUGE],
+        ["netdev", "restore", HUGE],
+        ["netdev", "udev-rule", "--cdigen", HUGE],
+    ],
+    ids=lambda argv: " ".join(a[:12] for a in argv),
+)
+def test_a_huge_argument_is_never_echoed_whole(tmp_path, argv):
+    from tests.helpers.proc import run_cdigen
+
+    argv = [str(tmp_path) if a == "B" else a for a in argv]  # a real bundle: the value is what is wrong
+    (tmp_path / "config.json").write_text('{"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "linux": {}}')
+    proc = run_cdigen(*argv, input="", check=2)
+    assert proc.stderr.startswith("cdigen: error: ") and proc.stderr.count("\n") == 1 and len(proc.stderr) < 300
+
+
 # ---------------------------------------------------------------------------- files
 
 

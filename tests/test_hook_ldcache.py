@@ -225,8 +225,9 @@ def test_cuda_forward_compat_directory_is_looked_up_inside_the_root(tmp_path):
         (["--link", "/usr/lib/libcuda.so.1"], "--link '/usr/lib/libcuda.so.1': expected LINK=TARGET"),
         (["--link", "/usr/lib/libcuda.so.1=../libcuda.so"], "--link '/usr/lib/libcuda.so.1=../libcuda.so': expected"),
         (["--link", "/x=/etc/passwd"], "--link '/x=/etc/passwd': expected LINK=TARGET, TARGET a file name"),
-        (["--folder"], "--folder needs a value"),
-        (["--netdev", "x"], "unexpected argument '--netdev'"),
+        (["--folder"], "option --folder requires an argument (DIR)"),
+        (["--netdev", "x"], "no such option: '--netdev'"),
+        (["/usr/lib"], "unexpected argument '/usr/lib'"),
     ],
 )
 def test_bad_arguments_exit_2(args, message):

@@ -26,16 +26,24 @@ ARG = "ens1f0np0=name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=9000"
 # ---------------------------------------------------------------------------- arguments
 
 
+def netdevs(argv):
+    return parse_args(argv)["netdev"]
+
+
 def test_parse_args_both_spellings_in_order():
-    cfgs = parse_args(["--netdev", ARG, "--netdev=ens2=name=net1,address=198.51.100.1/24"])
+    cfgs = netdevs(["--netdev", ARG, "--netdev=ens2=name=net1,address=198.51.100.1/24"])
     assert [c.host for c in cfgs] == ["ens1f0np0", "ens2"]
     assert cfgs[0] == netdev.NetdevSettings("ens1f0np0", "net0", "192.0.2.10", 24, 9000)
     assert (cfgs[1].address, cfgs[1].prefixlen, cfgs[1].mtu) == ("198.51.100.1", 24, None)
 
 
 def test_parse_args_host_alone_and_none():
-    assert parse_args(["--netdev", "eth1"]) == [netdev.NetdevSettings("eth1")]
-    assert parse_args([]) == []
+    assert netdevs(["--netdev", "eth1"]) == [netdev.NetdevSettings("eth1")]
+    assert parse_args([]) == {"netdev": [], "poststop": False}
+    assert parse_args(["--netdev", "--poststop"]) == {
+        "netdev": [netdev.NetdevSettings("--poststop")],
+        "poststop": False,
+    }
 
 
 @pytest.mark.parametrize("argv", [["-h"], ["--help"], ["--netdev", ARG, "-h"]])
@@ -46,8 +54,9 @@ def test_parse_args_help(argv):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--netdev"], "--netdev needs a value"),
+        (["--netdev"], "option --netdev requires an argument (HOSTIF=SETTINGS)"),
         (["eth0"], "unexpected argument 'eth0'"),
+        (["--poststop=1"], "option --poststop does not take a value"),
         (["--netdev", "eth0=mtu=nine"], "MTU must be an integer"),
         (["--netdev", "eth0=colour=red"], "expected name=, address=, mask= or mtu="),
         (["--netdev", "eth0", "--netdev", "eth0=mtu=1500"], "--netdev eth0 given twice"),
@@ -55,8 +64,9 @@ def test_parse_args_help(argv):
     ],
 )
 def test_parse_args_errors_are_usage_errors(argv, message):
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(UsageError) as e:
         parse_args(argv)
+    assert message in str(e.value) and str(e.value).startswith("hook: ")
 
 
 arg_tokens = st.sampled_from(
@@ -95,9 +105,10 @@ def test_parse_args_never_raises_anything_but_usage_error(argv):
     if result is None:
         assert {"-h", "--help"} & set(argv)
         return
-    assert all(isinstance(c, netdev.NetdevSettings) for c in result)
-    assert len({c.host for c in result}) == len(result)
-    assert parse_args([a for c in result for a in ("--netdev", c.to_arg())]) == result
+    settings = result["netdev"]
+    assert all(isinstance(c, netdev.NetdevSettings) for c in settings)
+    assert len({c.host for c in settings}) == len(settings)
+    assert netdevs([a for c in settings for a in ("--netdev", c.to_arg())]) == settings
 
 
 # ---------------------------------------------------------------------------- planning
@@ -116,12 +127,12 @@ def test_plan_without_args_takes_every_net_devices_key_in_order():
 
 
 def test_plan_with_args_takes_exactly_those():
-    cfgs = plan(config({"a0": {"name": "net0"}, "b0": {"name": "net1"}}), parse_args(["--netdev", "b0=mtu=1500"]))
+    cfgs = plan(config({"a0": {"name": "net0"}, "b0": {"name": "net1"}}), netdevs(["--netdev", "b0=mtu=1500"]))
     assert [(c.host, c.container_name, c.mtu) for c in cfgs] == [("b0", "net1", 1500)]
 
 
 def test_plan_config_keys_win_field_by_field():
-    args = parse_args(["--netdev", "a0=name=x0,address=198.51.100.1/16,mtu=1400"])
+    args = netdevs(["--netdev", "a0=name=x0,address=198.51.100.1/16,mtu=1400"])
     (cfg,) = plan(config({"a0": {"name": "net0", "mtu": 9000}}), args)
     assert (cfg.container_name, cfg.mtu) == ("net0", 9000)
     assert (cfg.address, cfg.prefixlen) == ("198.51.100.1", 16)  # not in config.json: the arg's
@@ -130,7 +141,7 @@ def test_plan_config_keys_win_field_by_field():
 
 
 def test_plan_arg_for_an_interface_config_json_does_not_list():
-    (cfg,) = plan(config(None), parse_args(["--netdev", ARG]))
+    (cfg,) = plan(config(None), netdevs(["--netdev", ARG]))
     assert cfg == netdev.parse_arg(ARG)
 
 
@@ -293,17 +304,12 @@ def test_parse_attrs_stops_at_truncated_attribute():
 # ---------------------------------------------------------------------------- the process
 
 
-def test_typer_app_lists_hook_for_cdigen_help():
-    from cdigen.cli.app import app
-
-    assert "hook" in [c.name or c.callback.__name__ for c in app.registered_commands]
-
-
 def test_process_help_and_usage_errors():
     proc = run_cdigen("hook", "--help", check=0)
-    assert proc.stdout.startswith("usage: cdigen hook [--poststop] [--netdev HOSTIF=")
+    assert proc.stdout.startswith("usage: cdigen hook [OPTIONS]\n")
+    assert "--netdev HOSTIF=SETTINGS" in proc.stdout and "--poststop" in proc.stdout
     proc = run_cdigen("hook", "--frobnicate", input="{}", check=2)
-    assert proc.stderr == "cdigen: error: hook: unexpected argument '--frobnicate' (see cdigen hook --help)\n"
+    assert proc.stderr == "cdigen: error: hook: no such option: '--frobnicate' (see cdigen hook --help)\n"
 
 
 def test_process_invalid_state_exit_3_one_line():

@@ -1,6 +1,6 @@
-"""The command line: typer commands (app.py, scan.py, apply.py) and the hand-parsed hot-path
-commands (hook.py). Importing this package imports no typer: cdigen/entry.py uses
-`error_line` on every path.
+"""The command line: typer commands (app.py, scan.py, specs.py) and the hand-parsed hot-path
+commands (apply.py, hook.py, ldcache.py, dan.py, netdev.py restore; argv.py). Importing this
+package imports no typer: cdigen/entry.py uses `error_line` on every path.
 
 Library code raises domain errors and returns domain warnings; this is the one place that
 names their command-line options (`BadArgument.argument`, `ScanWarning.argument` -> option) and

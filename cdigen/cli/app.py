@@ -1,14 +1,12 @@
 """The typer app. Commands live one module per stage (scan.py; specs.py for validate and list);
 each only parses options, calls one plain function and renders its result. Heavy modules are
 imported inside the command functions so that `--help` stays fast. The hot-path commands (apply,
-hook, dan, runtime, cni) are parsed by hand and dispatched by cdigen/entry.py; their entries
-here exist only so that `cdigen --help` lists them."""
-
-from typing import Annotated
+hook, dan, runtime, cni, netdev restore) are parsed by hand and dispatched by cdigen/entry.py;
+`cdigen --help` lists them with the summary of their own help (HAND_PARSED)."""
 
 import typer
 
-from cdigen.cli.apply import SUMMARY as APPLY_SUMMARY
+from cdigen.cli import apply, dan, hook, netdev
 
 app = typer.Typer(
     name="cdigen",
@@ -18,6 +16,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+# The commands that entry.py runs without typer, by their words, with their summary.
+HAND_PARSED = {
+    ("apply",): apply.SUMMARY,
+    ("hook",): hook.SUMMARY,
+    ("dan",): dan.SUMMARY,
+    # cli/runtime.py's own help is the real runtime's, cli/cni.py's its USAGE.
+    ("runtime",): "OCI runtime shim (also as `cdigen-runtime`): on create, inject the CDI devices that "
+    "config.json asks for, then exec the real runtime (runc) with the same arguments.",
+    ("cni",): "CNI plugin `type: cdigen` (also as `cdigen` with CNI_COMMAND set): records the chained "
+    "result's interface facts, and Kata's DAN file with dan_dir.",
+    ("netdev", "restore"): netdev.RESTORE_SUMMARY,
+}
 
 
 def run_app(argv: list[str]) -> int:
@@ -29,16 +40,15 @@ def run_app(argv: list[str]) -> int:
     return 0
 
 
-# `apply` runs at every container creation: cdigen/entry.py parses it by hand (cli/apply.py)
-# and never routes it here; this entry exists for `cdigen --help`, and forwards its arguments.
-@app.command(
-    help=APPLY_SUMMARY,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
-)
-def apply(ctx: typer.Context) -> None:
-    from cdigen.cli.apply import main
+def _forward(words: tuple[str, ...]):
+    """The callback of a hand-parsed command: its arguments, --help included, go to entry.py."""
 
-    raise typer.Exit(main(list(ctx.args)))
+    def forward(ctx: typer.Context) -> None:
+        from cdigen.entry import main
+
+        raise typer.Exit(main([*words, *ctx.args]))
+
+    return forward
 
 
 def _register() -> None:
@@ -48,72 +58,14 @@ def _register() -> None:
 
     # isort: split
     from cdigen.cli import scan  # noqa: F401 (registers scan, topo)
-    from cdigen.cli.netdev import register as register_netdev
 
-    register_netdev(app)  # the `netdev` group (restore); entry.py runs `netdev restore` by hand
+    groups = {(): app, ("netdev",): netdev.register(app)}
+    for words, summary in HAND_PARSED.items():
+        groups[words[:-1]].command(
+            name=words[-1],
+            help=summary,
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+        )(_forward(words))
 
 
 _register()
-
-HOOK_HELP = (
-    "OCI createRuntime hook: move, rename, address, set the MTU of and bring up netdevs in the "
-    "container's network namespace (state JSON on stdin); rolls back on failure. With "
-    "--poststop, the poststop hook that brings them home."
-)
-
-
-@app.command(help=HOOK_HELP)
-def hook(
-    netdev: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--netdev",
-            metavar="HOSTIF=name=..,address=..,mask=..,mtu=..",
-            help="A host interface and its container settings (repeatable). Without it: every "
-            "linux.netDevices entry of config.json; that entry's keys win over these.",
-        ),
-    ] = None,
-    poststop: Annotated[bool, typer.Option("--poststop", help="The poststop hook: bring the interfaces home.")] = False,
-) -> None:
-    # cdigen/entry.py never routes `hook` here; this entry exists for `cdigen --help`.
-    from cdigen.cli.hook import main
-
-    flags = ["--poststop"] if poststop else []
-    raise typer.Exit(main(flags + [a for value in netdev or [] for a in ("--netdev", value)]))
-
-
-# `dan` runs at every Kata sandbox creation: cdigen/entry.py parses it by hand (cli/dan.py) and
-# never routes it here; this entry exists for `cdigen --help`, and forwards its arguments.
-@app.command(
-    help="Write Kata's DAN file for a pod sandbox from its network facts (cdigen dan --help).",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
-)
-def dan(ctx: typer.Context) -> None:
-    from cdigen.cli.dan import main
-
-    raise typer.Exit(main(list(ctx.args)))
-
-
-# `runtime` and `cni` run at every container start: cdigen/entry.py dispatches them by hand
-# (cli/runtime.py, cli/cni.py) and never routes them here; these entries exist for
-# `cdigen --help`, and forward their arguments.
-@app.command(
-    help="OCI runtime shim (also as `cdigen-runtime`): on create, inject the CDI devices that "
-    "config.json asks for, then exec the real runtime (runc) with the same arguments.",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
-)
-def runtime(ctx: typer.Context) -> None:
-    from cdigen.cli.runtime import main
-
-    raise typer.Exit(main(list(ctx.args)))
-
-
-@app.command(
-    help="CNI plugin `type: cdigen` (also as `cdigen` with CNI_COMMAND set): records the chained "
-    "result's interface facts, and Kata's DAN file with dan_dir (cdigen cni --help).",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
-)
-def cni(ctx: typer.Context) -> None:
-    from cdigen.cli.cni import main
-
-    raise typer.Exit(main(list(ctx.args)))

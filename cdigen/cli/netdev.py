@@ -1,59 +1,58 @@
 """`cdigen netdev restore`: bring every device that cdigen marked home (cdigen/hook/restore.py).
 
 Operators run it after a node lost track (a poststop hook that never ran, a NIC that came back
-late), and boot units may run it. cdigen/entry.py dispatches `netdev restore` here without
-importing typer, so that it stays as quick as the poststop hook (docs/benchmarks.md);
-`register` adds the `netdev` group to the typer app only so that `cdigen --help` and
-`cdigen netdev --help` list it.
+late), and boot units may run it. cdigen/entry.py dispatches `netdev restore` here, parsed by
+hand (cdigen/argv.py), so that it stays as quick as the poststop hook; `register` adds the
+`netdev` group (`udev-rule`) to the typer app.
 """
 
 import sys
 
+from cdigen.argv import Argument, Command
+from cdigen.cli.argv import help_text, parse, usage_error
 from cdigen.errors import CdigenError, UsageError
+from cdigen.values import quoted
 
 SUMMARY = "Bring home the netdevs that cdigen put into containers (host name, MTU, alias)."
 RESTORE_SUMMARY = (
     "Return every interface carrying cdigen's record in its alias (or only the HOSTIFs named) to "
     "its host name, host MTU, up state and earlier alias; report each on stdout."
 )
-USAGE = """\
-usage: cdigen netdev restore [HOSTIF]...
-
-Bring home the network interfaces that cdigen put into containers. Each one carries cdigen's
-record in its interface alias ("cdigen host=HOSTIF mtu=MTU up=0|1"); a physical NIC keeps it
-when the kernel returns it from a dead container namespace as net0 or devN. Every such
-interface in this network namespace (or only those of the HOSTIFs named) gets back its host
-name, host MTU, up state and earlier alias. Each is reported on stdout.
+RESTORE_DESCRIPTION = """\
+Each interface that cdigen put into a container carries cdigen's record in its interface
+alias ("cdigen host=HOSTIF mtu=MTU up=0|1"); a physical NIC keeps it when the kernel returns
+it from a dead container namespace as net0 or devN.
 
 Exit status: 0 when every interface is home; 1 when any could not be restored (its host name
 is taken, say), after trying all the others.
-
-options:
-  -h, --help   show this message and exit
 """
+RESTORE = Command(
+    "netdev restore",
+    (),
+    (Argument("HOSTIF", "A host interface name: restore only these.", repeated=True),),
+)
 
 
 def parse_args(argv: list[str]) -> list[str] | None:
-    """The HOSTIF arguments of `netdev restore`; None when help was asked for."""
+    """The HOSTIF arguments of `netdev restore`, each once; None when help was asked for."""
     from cdigen import netdev
 
-    if any(arg in ("-h", "--help") for arg in argv):
+    args = parse(argv, RESTORE)
+    if args is None:
         return None
-    for arg in argv:
-        if arg.startswith("-"):
-            raise UsageError(f"netdev restore: unexpected option {arg!r} (see cdigen netdev restore --help)")
+    for host in args["hostif"]:
         try:
-            netdev.check_ifname(arg, "HOSTIF")
+            netdev.check_ifname(host, "HOSTIF")
         except netdev.NetdevError as e:
-            raise UsageError(f"netdev restore: {e}") from None
-    return list(dict.fromkeys(argv))
+            raise usage_error(RESTORE, str(e)) from None
+    return list(dict.fromkeys(args["hostif"]))
 
 
 def main(argv: list[str]) -> int:
     """`cdigen netdev restore ARGS` (argv after `restore`)."""
     hosts = parse_args(argv)
     if hosts is None:
-        sys.stdout.write(USAGE)
+        sys.stdout.write(help_text(RESTORE, RESTORE_SUMMARY, RESTORE_DESCRIPTION))
         return 0
     from cdigen.hook.restore import restore_all
 
@@ -84,7 +83,7 @@ def udev_rule(cdigen: str) -> str:
 
     if any(c in cdigen for c in '"\\%$ \n') or not cdigen.startswith("/"):
         raise UsageError(
-            f"netdev udev-rule: --cdigen {cdigen!r}: expected an absolute path without spaces, quotes, % or $"
+            f"netdev udev-rule: --cdigen {quoted(cdigen)}: expected an absolute path without spaces, quotes, % or $"
         )
     return (
         f"# {UDEV_RULE_FILE} (`cdigen netdev udev-rule`; then `udevadm control --reload`).\n"
@@ -95,8 +94,9 @@ def udev_rule(cdigen: str) -> str:
     )
 
 
-def register(app) -> None:
-    """The `netdev` command group of the typer app (for --help; entry.py runs `restore`)."""
+def register(app):
+    """Add the `netdev` command group, with `udev-rule`, to the typer app; return it
+    (cdigen/cli/app.py adds `restore`, which entry.py runs)."""
     from typing import Annotated
 
     import typer
@@ -114,11 +114,5 @@ def register(app) -> None:
 
         sys.stdout.write(udev_rule(cdigen or default_hook_path()))
 
-    @group.command(
-        help=RESTORE_SUMMARY + " (cdigen netdev restore --help)",
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
-    )
-    def restore(ctx: typer.Context) -> None:
-        raise typer.Exit(main(list(ctx.args)))
-
     app.add_typer(group, name="netdev")
+    return group

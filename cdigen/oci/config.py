@@ -11,9 +11,11 @@ import os
 from cdigen import strictjson
 from cdigen.errors import BadArgument, InvalidInput
 from cdigen.files import UnreadableFile, read_regular
+from cdigen.values import quoted
 
 CONFIG_NAME = "config.json"
 MAX_CONFIG_BYTES = 16 << 20
+PATH_LIMIT = 200  # characters of a bundle path in a message: a real one whole, a huge one cut
 MAX_CONFIG_DEPTH = 100  # runtime-spec configs nest about 8 levels; deeper ones exhaust the recursion of the patch
 
 
@@ -22,11 +24,13 @@ def config_path(bundle: str) -> str:
     if not os.path.isdir(bundle):
         raise BadArgument(
             "bundle",
-            f"{bundle!r} is not a directory" if os.path.exists(bundle) else f"directory {bundle!r} does not exist",
+            f"{quoted(bundle, PATH_LIMIT)} is not a directory"
+            if os.path.exists(bundle)
+            else f"directory {quoted(bundle, PATH_LIMIT)} does not exist",
         )
     path = os.path.join(bundle, CONFIG_NAME)
     if not os.path.exists(path):
-        raise BadArgument("bundle", f"{path}: no such file (is {bundle!r} an OCI bundle?)")
+        raise BadArgument("bundle", f"{path}: no such file (is {quoted(bundle, PATH_LIMIT)} an OCI bundle?)")
     return path
 
 
