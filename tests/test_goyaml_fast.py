@@ -17,6 +17,7 @@ from cdigen.cdi.spec import CDI_VERSIONS, check_spec
 from cdigen.examples import EXAMPLES
 from tests.helpers import bad_specs
 from tests.helpers.specs import FPGA_SPEC, MINIMAL, gpu_spec, make_bundle, to_yaml
+from tests.helpers.strategies import examples
 
 MISS = goyaml.NOT_IN_SUBSET
 NODES = load.MAX_YAML_NODES
@@ -143,7 +144,7 @@ def hand_rolled(draw, docs=None, rough=True):
     return text
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(1500), deadline=None, suppress_health_check=list(HealthCheck))
 @given(hand_rolled())
 def test_hand_rolled_yaml_reads_as_ruamel_reads_it(text):
     check(text)
@@ -179,7 +180,7 @@ ordinary_documents = (
 )
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=list(HealthCheck))
 @given(hand_rolled(ordinary_documents, rough=False))
 def test_hand_rolled_yaml_of_ordinary_scalars_is_read_by_hand_as_ruamel_reads_it(text):
     assert check(text) is not MISS, text
@@ -197,7 +198,7 @@ def renderable(node):
     return node if isinstance(node, str) else str(node)
 
 
-@settings(max_examples=700, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(700), deadline=None, suppress_health_check=list(HealthCheck))
 @given(documents(), st.sampled_from(["render", "ruamel"]))
 def test_rendered_yaml_reads_as_ruamel_reads_it(doc, writer):
     doc = renderable(doc)
@@ -213,7 +214,7 @@ SAFE = st.text("abcxyz019_./-=,:", min_size=1, max_size=10).filter(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=list(HealthCheck))
 @given(documents(st.one_of(SAFE, st.integers(-(1 << 63), (1 << 63) - 1)), SAFE))
 def test_render_of_ordinary_documents_takes_the_fast_path(doc):
     """Strings of the characters specs use, ints: render's output is always in the subset."""

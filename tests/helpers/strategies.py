@@ -1,6 +1,17 @@
-"""Hypothesis helpers: damage a valid document in one place."""
+"""Hypothesis helpers: how many examples a property test draws, and damaging a valid document
+in one place."""
+
+import os
 
 from hypothesis import strategies as st
+
+THOROUGH = os.environ.get("CDIGEN_THOROUGH") == "1"
+
+
+def examples(thorough: int) -> int:
+    """max_examples of a costly property test: `thorough` with CDIGEN_THOROUGH=1, a quarter in
+    the everyday run, which must stay within the suite's two minutes."""
+    return thorough if THOROUGH else max(thorough // 4, 50)
 
 
 def mutate(doc, data, values: st.SearchStrategy, keys: list[str], deeper: int = 1, depth: int = 0):
