@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cdigen.errors import EXIT_INVALID, EXIT_OK
-from cdigen.podnet import NETWORK_STATUS, POD_NETWORKS
+from cdigen.pod.annotations import NETWORK_STATUS, POD_NETWORKS
 from tests.helpers.hostnet import cni_cache, cni_result, pci_devinfo, pci_function, status_entry
 from tests.helpers.proc import run_cdigen
 from tests.helpers.specs import HOOK_PATH, base_config, cdi_spec, make_bundle, scan_device, write_spec

@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from cdigen import cnirecord
 from cdigen.hookentry import default_hook_path
+from cdigen.pod import cnirecord
 from tests.helpers.cni import Cni, cni_skip_reason
 from tests.helpers.netns import addresses, ip, link
 
@@ -97,10 +97,10 @@ def test_add_check_del_after_host_device(cni, net, tmp_path):
     }
     assert record["deviceInfo"] == DEVINFO and record["result"] == moved.out
     assert [r["ifName"] for r in cnirecord.read_container(cid, "/", str(records))] == ["net1"]
-    # A record reads as a libcni cache file, the CNI result source of cdigen.podnet.
-    from cdigen import podnet
+    # A record reads as a libcni cache file, the CNI result source of the pod's network.
+    from cdigen.pod.cniresult import parse_cni_result
 
-    obs = podnet.parse_cni_result((records / cid / "net1.json").read_bytes(), "record")
+    obs = parse_cni_result((records / cid / "net1.json").read_bytes(), "record")
     assert (obs.name, obs.interface, obs.ips, obs.mac) == ("rdma-a", "net1", [("192.0.2.10", 24)], mac)
 
     checked = cni.check(chain, cid, netns, "net1", runtime)
@@ -294,7 +294,7 @@ def test_version_of_the_error_follows_the_config(plugin, tmp_path):
 
 
 def fake_vfio_sysfs(root, bdf: str) -> None:
-    """sys/bus/pci/devices/BDF bound to vfio-pci, no netdev (what cdigen.podnet reads)."""
+    """sys/bus/pci/devices/BDF bound to vfio-pci, no netdev (what cdigen/pod/host.py reads)."""
     drivers = os.path.join(root, "sys/bus/pci/drivers/vfio-pci")
     device = os.path.join(root, "sys/bus/pci/devices", bdf)
     os.makedirs(drivers)
@@ -303,20 +303,19 @@ def fake_vfio_sysfs(root, bdf: str) -> None:
 
 
 def run_in_process(monkeypatch, capsys, command: str, conf: dict, env: dict) -> tuple[int, dict | None]:
-    from cdigen.cli import cni
+    from cdigen.cli.cni import run
 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("CNI_COMMAND", command)
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(json.dumps(conf).encode())))
-    code = cni.run(command)
+    code = run(command)
     out = capsys.readouterr().out
     return code, (json.loads(out) if out.strip() else None)
 
 
 def test_dan_file_for_a_vfio_function(monkeypatch, capsys, tmp_path):
-    pytest.importorskip("cdigen.dan")
-    from cdigen.cli import cni
+    from cdigen.pod import cni
 
     bdf = "0000:17:00.1"
     fake_vfio_sysfs(tmp_path / "root", bdf)

@@ -1,7 +1,9 @@
-"""The layout's import rule (docs/architecture.md): cli -> stages -> cdi/oci/netdev/... -> errors.
+"""The layout's import rule (docs/architecture.md, "Import direction"): cli -> entry points ->
+stages -> base modules -> errors and values.
 
 Every `import cdigen.X` / `from cdigen.X import` in the package, at module level or inside a
-function, is checked against the layer of the importing module."""
+function, is checked against the layer of the importing module. A unit is a top-level module
+or package (`apply`, `hook`), or a module of a package that spans layers (`pod.dan`)."""
 
 import ast
 from pathlib import Path
@@ -9,34 +11,42 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "cdigen"
-STAGES = ("scan", "apply", "validate", "hook", "dan")
-BASE = ("netdev", "hookentry", "files", "strictjson", "cdi", "oci", "examples", "cnirecord", "podnet")
+LAYERS = {
+    0: ("", "errors", "values"),
+    1: ("netdev", "hookentry", "files", "strictjson", "argv", "cdi", "oci", "examples", "pod"),  # base
+    2: ("scan", "apply", "validate", "hook", "pod.dan"),  # stages
+    3: ("shim", "pod.cni"),  # entry points composed of stages: the runtime shim, the CNI plugin
+    4: ("cli", "entry", "__main__"),
+}
+SHARED = (1, 4)  # layers whose units may import each other; a stage or an entry point never does
 
 
-def top(module: str) -> str:
-    """The first component below `cdigen` ("cdigen.cdi.load" -> "cdi"; "cdigen" -> "")."""
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 else ""
+def unit(module: str) -> str:
+    """The unit a module belongs to: "cdigen.cdi.load" -> "cdi", "cdigen.pod.dan" -> "pod.dan",
+    "cdigen.pod.merge" -> "pod" (the package's own layer), "cdigen" -> ""."""
+    parts = module.split(".")[1:]
+    if len(parts) > 1 and ".".join(parts[:2]) in (u for units in LAYERS.values() for u in units):
+        return ".".join(parts[:2])
+    return parts[0] if parts else ""
 
 
 def layer(name: str) -> int:
-    if name in ("errors", "values", ""):
-        return 0
-    if name in BASE:
-        return 1
-    if name in STAGES:
-        return 2
-    if name in ("cli", "entry", "__main__"):
-        return 3
+    for number, units in LAYERS.items():
+        if name in units:
+            return number
     raise AssertionError(f"cdigen.{name}: not in any layer of docs/architecture.md")
 
 
 def imports(path: Path) -> list[str]:
+    """The cdigen modules `path` imports; `from cdigen.pod import dan` is cdigen.pod.dan."""
     tree = ast.parse(path.read_text())
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cdigen"):
-            out += [f"{node.module}.{a.name}" if node.module == "cdigen" else node.module for a in node.names]
+            for alias in node.names:
+                sub = PACKAGE.parent.joinpath(*f"{node.module}.{alias.name}".split("."))
+                is_module = sub.with_suffix(".py").exists() or (sub / "__init__.py").exists()
+                out.append(f"{node.module}.{alias.name}" if is_module else node.module)
         elif isinstance(node, ast.Import):
             out += [a.name for a in node.names if a.name.startswith("cdigen")]
     return out
@@ -52,20 +62,23 @@ def module_name(path: Path) -> str:
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE.parent)))
 def test_imports_point_one_way(path):
     module = module_name(path)
-    own = top(module)
+    own = unit(module)
     for imported in imports(path):
-        other = top(imported)
+        other = unit(imported)
         if other == own:
             continue
-        # Within the base layer and the command-line layer modules may use each other; a stage
-        # never imports another stage, nor anything above it.
-        assert layer(other) < layer(own) or layer(other) == layer(own) in (1, 3), (
+        assert layer(other) < layer(own) or layer(other) == layer(own) in SHARED, (
             f"{module} imports {imported}: against the layer rule"
         )
         assert not (own == "oci" and other == "cdi"), f"{module} imports {imported}: oci/ never imports cdi/"
 
 
 def test_every_module_has_a_layer():
-    names = {top(module_name(p)) for p in MODULES}
-    for name in names:
-        layer(name)
+    for path in MODULES:
+        layer(unit(module_name(path)))
+
+
+def test_the_rule_catches_a_stage_importing_a_stage():
+    assert unit("cdigen.pod.dan") == "pod.dan" and unit("cdigen.pod.network") == "pod"
+    assert layer(unit("cdigen.pod.dan")) == layer(unit("cdigen.apply")) == 2  # stages: neither may import the other
+    assert layer(unit("cdigen.pod.cni")) == layer(unit("cdigen.shim")) == 3 not in SHARED

@@ -1,16 +1,22 @@
-"""cdigen.podnet: the pod's network facts from annotations, device-info files and the CNI result
+"""cdigen/pod/: the pod's network facts from annotations, device-info files and the CNI result
 cache, merged with their precedence, matched to a fake host tree; every bad input one line."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdigen import podnet
 from cdigen.errors import EXIT_INVALID, InvalidInput
-from cdigen.podnet import NETWORK_STATUS, POD_NETWORKS, Route, network_facts
+from cdigen.pod import network
+from cdigen.pod.annotations import NETWORK_STATUS, NETWORK_STATUS_OLD, POD_NETWORKS, is_sandbox, sandbox_id
+from cdigen.pod.model import DeviceInfo, NetworkFacts, Route
+from cdigen.pod.network import network_facts
 from tests.helpers.hostnet import (
+    bundle,
     cni_cache,
     cni_result,
     devinfo_file,
@@ -72,7 +78,7 @@ def root(tmp_path):
 
 def test_ovn_source_example_is_the_default_network_on_no_device(root):
     (facts,) = network_facts({POD_NETWORKS: OVN_EXAMPLE}, str(root))
-    assert facts == podnet.NetworkFacts(
+    assert facts == NetworkFacts(
         name="default",
         interface="eth0",
         addresses=("192.168.0.5/24",),
@@ -91,7 +97,7 @@ def test_network_status_and_pod_networks_with_a_netdev_vf(root):
     default, sriov = network_facts(ann, str(root))
     assert default.default and default.host_interface is None and default.addresses == ("192.168.0.5/24",)
     assert default.sources == ("pod-networks", "network-status")
-    assert sriov == podnet.NetworkFacts(
+    assert sriov == NetworkFacts(
         name="default/sriov-net",
         interface="net1",
         host_interface="ens1f0v5",
@@ -100,7 +106,7 @@ def test_network_status_and_pod_networks_with_a_netdev_vf(root):
         mtu=9000,  # pod-networks has no MTU: network-status's
         mac="0a:58:0a:38:d9:ab",
         pci_driver="mlx5_core",
-        device_info=podnet.DeviceInfo("pci", "1.1.0", pci_address=VF),
+        device_info=DeviceInfo("pci", "1.1.0", pci_address=VF),
         sources=("pod-networks", "network-status"),
     )
     assert not sriov.vfio
@@ -123,7 +129,7 @@ def test_multi_net_spec_style_cidr_in_network_status_is_a_mask_source(root):
 
 def test_old_annotation_name_is_read_when_the_new_one_is_absent(root):
     pci_function(root, VF, "vfio-pci")
-    ann = {podnet.NETWORK_STATUS_OLD: json.dumps([sriov_status(ips=["10.56.217.171/24"])])}
+    ann = {NETWORK_STATUS_OLD: json.dumps([sriov_status(ips=["10.56.217.171/24"])])}
     assert network_facts(ann, str(root))[0].pci_address == VF
 
 
@@ -377,13 +383,37 @@ def test_bad_device_info_file(root):
     rejects(ann, root, f"{path}: invalid JSON", container_id=SANDBOX)
 
 
+@pytest.mark.parametrize(
+    "fifo, named",
+    [
+        ("sys/devices/virtual/net/eth9/address", "/sys/class/net/eth9/address"),  # read by the MAC match
+        (f"var/run/k8s.cni.cncf.io/devinfo/cni/default-tap-{SANDBOX}_net0", None),
+        (f"var/lib/cni/results/default-tap-{SANDBOX}-net0", None),
+    ],
+)
+def test_a_fifo_in_the_tree_is_one_line_never_a_hang(tmp_path, root, fifo, named):
+    """A FIFO where a file is read: refused in one line, exit 3 (a plain open would wait for a
+    writer forever); a whole `cdigen dan` process, bounded by a timeout."""
+    virtual_netdev(root, "eth9", "02:00:00:00:00:09")
+    path = root / fifo
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    status = [status_entry("default/tap", "net0", ["192.0.2.10/24"], "0a:58:00:00:00:01")]
+    ann = annotations(status) | {"io.kubernetes.cri.sandbox-id": SANDBOX}
+    argv = ["dan", str(bundle(tmp_path, ann)), "--root", str(root), "--dan-dir", str(tmp_path / "dans")]
+    proc = subprocess.run([sys.executable, "-m", "cdigen", *argv], capture_output=True, text=True, timeout=10)
+    assert proc.returncode == EXIT_INVALID
+    assert proc.stderr == f"cdigen: error: {named or '/' + fifo}: not a regular file\n"
+
+
 def test_sandbox_id_and_container_type_annotations():
-    assert podnet.sandbox_id({"io.kubernetes.cri.sandbox-id": "abc"}) == "abc"
-    assert podnet.sandbox_id({"io.kubernetes.cri-o.SandboxID": "abc", "io.kubernetes.cri.sandbox-id": "abc"}) == "abc"
+    assert sandbox_id({"io.kubernetes.cri.sandbox-id": "abc"}) == "abc"
+    assert sandbox_id({"io.kubernetes.cri-o.SandboxID": "abc", "io.kubernetes.cri.sandbox-id": "abc"}) == "abc"
     with pytest.raises(InvalidInput, match="disagrees"):
-        podnet.sandbox_id({"io.kubernetes.cri.sandbox-id": "abc", "io.kubernetes.cri-o.SandboxID": "def"})
-    assert podnet.is_sandbox({}) and podnet.is_sandbox({"io.kubernetes.cri.container-type": "sandbox"})
-    assert not podnet.is_sandbox({"io.kubernetes.cri-o.ContainerType": "container"})
+        sandbox_id({"io.kubernetes.cri.sandbox-id": "abc", "io.kubernetes.cri-o.SandboxID": "def"})
+    assert is_sandbox({}) and is_sandbox({"io.kubernetes.cri.container-type": "sandbox"})
+    assert not is_sandbox({"io.kubernetes.cri-o.ContainerType": "container"})
 
 
 # ---------------------------------------------------------------------------- for apply, the shim, the CNI plugin
@@ -393,7 +423,7 @@ def test_netdev_settings_take_the_first_ipv4_address_and_the_mtu(root):
     pci_function(root, VF, "mlx5_core", {"ens1f0v5": "0a:58:0a:38:d9:ab"})
     ovn_doc = {"default/sriov-net": sriov_ovn(ip_addresses=["fd00::5/64", "10.56.217.171/24"])}
     (facts,) = network_facts(annotations([sriov_status(ips=["fd00::5", "10.56.217.171"])], ovn_doc), str(root))
-    settings = podnet.netdev_settings(facts)
+    settings = network.netdev_settings(facts)
     assert (settings.host, settings.name, settings.address, settings.mask, settings.mtu) == (
         "ens1f0v5",
         None,
@@ -401,25 +431,25 @@ def test_netdev_settings_take_the_first_ipv4_address_and_the_mtu(root):
         "255.255.255.0",
         9000,
     )
-    assert podnet.netdev_settings(facts, with_name=True).name == "net1"
-    assert podnet.to_overrides([facts]) == [settings]
+    assert network.netdev_settings(facts, with_name=True).name == "net1"
+    assert network.to_overrides([facts]) == [settings]
     ann = annotations([sriov_status(ips=["fd00::5", "10.56.217.171"])], ovn_doc)
-    assert podnet.overrides_for(ann, {"ens1f0v5": "net1"}, str(root)) == [settings]
-    assert podnet.overrides_for({}, {"ens1f0v5": "net1"}, str(root)) == []  # no annotation: nothing read
+    assert network.overrides_for(ann, {"ens1f0v5": "net1"}, str(root)) == [settings]
+    assert network.overrides_for({}, {"ens1f0v5": "net1"}, str(root)) == []  # no annotation: nothing read
 
 
 def test_netdev_settings_of_a_network_without_host_interface(root):
     pci_function(root, VF, "vfio-pci")
     (facts,) = network_facts(annotations([sriov_status(ips=["10.56.217.171/24"])]), str(root))
     with pytest.raises(InvalidInput, match="no host interface"):
-        podnet.netdev_settings(facts)
-    assert podnet.to_overrides([facts]) == []
+        network.netdev_settings(facts)
+    assert network.to_overrides([facts]) == []
 
 
 def test_facts_from_a_plugin_result(root):
     pci_function(root, VF, "vfio-pci")
     result = cni_result("net1", ["10.56.217.171/24"], mac="0a:58:0a:38:d9:ab", mtu=9000)
-    facts = podnet.facts_from_result(result, "net1", "sriov-net", str(root), device_info=pci_devinfo(VF))
+    facts = network.facts_from_result(result, "net1", "sriov-net", str(root), device_info=pci_devinfo(VF))
     assert (facts.name, facts.pci_address, facts.vfio, facts.mtu) == ("sriov-net", VF, True, 9000)
 
 

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdigen.cli.runtime import CONFIG_KEYS, load_settings, own_script, parse_runtime_args, resolve_runtime
 from cdigen.errors import InvalidInput, UsageError
 from cdigen.hookentry import default_hook_path
+from cdigen.shim import CONFIG_KEYS, load_settings, own_script, parse_runtime_args, resolve_runtime
 from tests.helpers.netns import ip
 from tests.helpers.runc import build_rootfs, parse_ip_addr, runc_bundle
 from tests.helpers.specs import FPGA_SPEC, base_config, cdi_spec, make_bundle, scan_device, write_spec
@@ -286,7 +286,7 @@ def test_pass_through_imports_only_the_shim(fake):
     )  # fmt: skip
     assert proc.returncode == 0 and received(fake) == ["--root", "/r", "state", "c1"], proc.stderr
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert {"cdigen.cli.runtime", "cdigen.strictjson"} <= imported  # it did read runtime.json
+    assert {"cdigen.cli.runtime", "cdigen.shim", "cdigen.strictjson"} <= imported  # it did read runtime.json
     heavy = {"re", "json", "enum", "contextlib", "functools", "collections", "signal", "typing", "dataclasses"}
     assert not heavy & imported
 
@@ -622,7 +622,8 @@ def test_podman_shows_the_shims_error(podman, tmp_path):
 
 
 def test_apply_knows_the_pod_network_annotations():
-    """apply tests for these keys without importing cdigen.podnet (start-up time)."""
-    from cdigen import apply, podnet
+    """apply tests for these keys without importing cdigen/pod/ (start-up time)."""
+    from cdigen import apply
+    from cdigen.pod import annotations
 
-    assert set(apply.POD_NETWORK_ANNOTATIONS) == set(podnet.ANNOTATIONS)
+    assert set(apply.POD_NETWORK_ANNOTATIONS) == set(annotations.ANNOTATIONS)

@@ -1,4 +1,4 @@
-"""Fake host trees for cdigen.podnet and cdigen.dan: PCI functions with a driver and netdevs,
+"""Fake host trees for cdigen/pod/host.py and dan.py: PCI functions with a driver and netdevs,
 tap devices, device-info files and CNI result cache files, laid out as the kernel, Multus and
 libcni lay them out (docs/vm.md), and pod annotations in the formats' own shapes."""
 

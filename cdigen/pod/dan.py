@@ -1,5 +1,5 @@
 """`cdigen dan`: Kata Containers' "directly attachable network" (DAN) file of a pod sandbox,
-from the pod's network facts (cdigen.podnet).
+from the pod's network facts (cdigen/pod/network.py).
 
 Kata reads ``{dan_conf}/{sandbox id}.json`` (default dan_conf ``/run/kata-containers/dans``)
 when it creates the sandbox, and then uses it *instead of* scanning the pod's network
@@ -25,10 +25,16 @@ bad sandbox id or directory, CdigenError (1) when the write fails.
 import json
 import os
 
-from cdigen import podnet
 from cdigen.errors import BadArgument, CdigenError, InvalidInput
 from cdigen.files import atomic_write, locked_dir, remove_stale_temps
 from cdigen.oci.config import config_path, net_devices, read_config
+from cdigen.pod.annotations import SANDBOX_ID_KEYS, is_sandbox
+from cdigen.pod.annotations import sandbox_id as annotated_sandbox_id
+from cdigen.pod.fields import MAX_FILE_BYTES
+from cdigen.pod.host import Host
+from cdigen.pod.model import NetworkFacts
+from cdigen.pod.network import facts_from_result, network_facts
+from cdigen.values import one_line
 
 DEFAULT_DAN_DIR = "/run/kata-containers/dans"
 FILE_MODE = 0o600
@@ -42,7 +48,7 @@ class DanError(InvalidInput):
 
 
 def _fail(message: str):
-    raise DanError(podnet.one_line(message))
+    raise DanError(one_line(message))
 
 
 class DanResult:
@@ -57,7 +63,7 @@ class DanResult:
 # ---------------------------------------------------------------------------- the document (pure but for sysfs)
 
 
-def guest_mac(facts: podnet.NetworkFacts, sandbox_id: str, vfio: bool) -> str:
+def guest_mac(facts: NetworkFacts, sandbox_id: str, vfio: bool) -> str:
     """The network's MAC when it has one (6 bytes, unicast, not zero: what both runtimes and the
     kernel accept), else a locally administered one derived from the sandbox id and the network
     (the same on every run). A VFIO NIC needs its real MAC: Kata's agent finds the NIC in the
@@ -83,7 +89,7 @@ def guest_mac(facts: podnet.NetworkFacts, sandbox_id: str, vfio: bool) -> str:
     return facts.mac
 
 
-def is_tap(host: podnet.Host, ifname: str) -> bool:
+def is_tap(host: Host, ifname: str) -> bool:
     """A tun/tap netdev in TAP mode (sysfs ``tun_flags`` has IFF_TAP)."""
     flags = host.read(f"sys/class/net/{ifname}/tun_flags")
     try:
@@ -92,7 +98,7 @@ def is_tap(host: podnet.Host, ifname: str) -> bool:
         return False
 
 
-def dan_device_type(facts: podnet.NetworkFacts, host: podnet.Host) -> tuple[dict, str]:
+def dan_device_type(facts: NetworkFacts, host: Host) -> tuple[dict, str]:
     """(the ``device`` object, the runtime that reads it); DanError when no type fits."""
     where = f"network {facts.name}"
     info = facts.device_info
@@ -118,7 +124,7 @@ def dan_device_type(facts: podnet.NetworkFacts, host: podnet.Host) -> tuple[dict
     _fail(f"{where}: no DAN device type takes a {info.type} device")
 
 
-def dan_device(facts: podnet.NetworkFacts, host: podnet.Host, sandbox_id: str) -> tuple[dict, str]:
+def dan_device(facts: NetworkFacts, host: Host, sandbox_id: str) -> tuple[dict, str]:
     """One entry of ``devices`` and the runtime it targets."""
     where = f"network {facts.name}"
     device, runtime = dan_device_type(facts, host)
@@ -151,7 +157,7 @@ def dan_device(facts: podnet.NetworkFacts, host: podnet.Host, sandbox_id: str) -
     return entry, runtime
 
 
-def dan_document(facts: list[podnet.NetworkFacts], sandbox_id: str, root: str = "/") -> tuple[dict, list]:
+def dan_document(facts: list[NetworkFacts], sandbox_id: str, root: str = "/") -> tuple[dict, list]:
     """(the DAN document, [(guest name, type, device, runtime)]). DanError for a network no type
     fits, for a file that would mix the runtimes' types, and for no network at all."""
     if not facts:
@@ -159,7 +165,7 @@ def dan_document(facts: list[podnet.NetworkFacts], sandbox_id: str, root: str = 
             f"sandbox {sandbox_id}: no pod network in the annotations or the CNI result cache; "
             "an empty DAN file would leave the sandbox without network"
         )
-    host = podnet.Host(root)
+    host = Host(root)
     devices, summary = [], []
     for f in facts:
         entry, runtime = dan_device(f, host, sandbox_id)
@@ -222,7 +228,7 @@ def read_bundle(bundle: str) -> tuple[dict, dict[str, str]]:
 def resolve_sandbox_id(annotations: dict, explicit: str | None) -> str:
     """The sandbox id from the CRI annotations, or `explicit`; BadArgument when they disagree or
     there is none."""
-    found = podnet.sandbox_id(annotations)
+    found = annotated_sandbox_id(annotations)
     if explicit is not None:
         if not valid_sandbox_id(explicit):
             raise BadArgument("sandbox_id", f"{explicit!r}: not a valid sandbox id ({SANDBOX_ID_RULE})")
@@ -230,10 +236,8 @@ def resolve_sandbox_id(annotations: dict, explicit: str | None) -> str:
             raise BadArgument("sandbox_id", f"{explicit} disagrees with the bundle's sandbox id {found}")
         return explicit
     if found is None:
-        raise BadArgument(
-            "sandbox_id", f"is needed: the bundle has no {' or '.join(podnet.SANDBOX_ID_KEYS)} annotation"
-        )
-    return check_sandbox_id(found, f"annotation {podnet.SANDBOX_ID_KEYS[0]}")
+        raise BadArgument("sandbox_id", f"is needed: the bundle has no {' or '.join(SANDBOX_ID_KEYS)} annotation")
+    return check_sandbox_id(found, f"annotation {SANDBOX_ID_KEYS[0]}")
 
 
 def dan_path(dan_dir: str, sandbox_id: str) -> str:
@@ -251,7 +255,7 @@ def read_dan(path: str) -> dict | None:
     if not os.path.lexists(path):
         return None
     try:
-        doc = strictjson.loads(read_regular(path, podnet.MAX_FILE_BYTES))
+        doc = strictjson.loads(read_regular(path, MAX_FILE_BYTES))
     except (UnreadableFile, ValueError) as e:
         raise InvalidInput(f"{path}: {e}") from None
     devices = doc.get("devices") if isinstance(doc, dict) else None
@@ -296,9 +300,9 @@ def write_dan(
     annotations, names = read_bundle(bundle)
     sid = resolve_sandbox_id(annotations, sandbox_id)
     path = dan_path(dan_dir, sid)
-    if not podnet.is_sandbox(annotations):
+    if not is_sandbox(annotations):
         return DanResult(path, sid, "skipped")
-    facts = podnet.network_facts(annotations, root, sid, netdevs=names)
+    facts = network_facts(annotations, root, sid, netdevs=names)
     doc, summary = dan_document(facts, sid, root)
     data = render(doc)
     _make_dir(dan_dir)
@@ -312,7 +316,7 @@ def delete_dan(bundle: str, dan_dir: str = DEFAULT_DAN_DIR, sandbox_id: str | No
     annotations, _ = read_bundle(bundle)
     sid = resolve_sandbox_id(annotations, sandbox_id)
     path = dan_path(dan_dir, sid)
-    if not podnet.is_sandbox(annotations):
+    if not is_sandbox(annotations):
         return DanResult(path, sid, "skipped")
     return DanResult(path, sid, _remove(path))
 
@@ -332,7 +336,7 @@ def _remove(path: str) -> str:
 
 def add_interface(dan_dir: str, record: dict, root: str = "/") -> str:
     """Put one interface into its sandbox's DAN file, replacing an entry of the same guest
-    name; the file's path. `record`: a cdigen CNI record (cdigen/cnirecord.py: containerId,
+    name; the file's path. `record`: a cdigen CNI record (cdigen/pod/cnirecord.py: containerId,
     ifName, networkName, interface{mac, mtu, hostInterface, pciAddress}, ips, routes,
     deviceInfo). The whole file is checked as `write_dan` checks it (one runtime's types)."""
     sid = check_sandbox_id(record.get("containerId"), "CNI record containerId")
@@ -355,10 +359,10 @@ def add_interface(dan_dir: str, record: dict, root: str = "/") -> str:
         "ips": record.get("ips") or [],
         "routes": record.get("routes") or [],
     }
-    facts = podnet.facts_from_result(
+    facts = facts_from_result(
         result, ifname, record.get("networkName"), root, record.get("deviceInfo"), interface.get("hostInterface")
     )
-    entry, _ = dan_device(facts, podnet.Host(root), sid)
+    entry, _ = dan_device(facts, Host(root), sid)
     path = dan_path(dan_dir, sid)
     _make_dir(dan_dir)
     with locked_dir(dan_dir):

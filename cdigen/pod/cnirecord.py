@@ -2,7 +2,7 @@
 
 The plugin runs chained after the plugin that moved the NIC (host-device, sriov) or bound it to
 VFIO; from that plugin's result it records the interface's facts, one JSON file per
-interface, for cdigen's other parts (the runtime shim, through cdigen.podnet; the DAN writer):
+interface, which CHECK and DEL read back:
 
     /run/cdigen/cni/<CNI_CONTAINERID>/<CNI_IFNAME>.json
 
@@ -22,8 +22,8 @@ Keys without a value are left out. `netDevice` is the linux.netDevices entry sha
 (docs/netdev.md) keyed by the host interface name, so it can become a netdev override.
 `interface.inNetns`: the interface was in CNI_NETNS at ADD (false for a VFIO device).
 `networkName`, `ifName` and `result` are the keys of libcni's own cache files
-(/var/lib/cni/results), so cdigen.podnet.parse_cni_result reads a record as one.
-Plain functions; the plugin's protocol is cdigen/cli/cni.py.
+(/var/lib/cni/results), so cdigen/pod/cniresult.py reads a record as one.
+Plain functions; the plugin's work is cdigen/pod/cni.py.
 """
 
 import contextlib
