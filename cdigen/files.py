@@ -1,9 +1,10 @@
 """Reading and replacing cdigen's input and output files.
 
-Reading: regular files only, opened non-blocking (a FIFO or device standing in for a file
-never blocks a container start) and bounded in size. Writing: a temp file in the same
-directory, fsync, rename, so a reader never sees a half-written spec or config.json and a
-failure leaves the old file byte-identical. The only module that writes output files.
+Reading: the one reader of host and input files (sysfs, procfs, /run, configs): regular files
+only, opened non-blocking (a FIFO or device standing in for a file never blocks a container
+start or a scan) and bounded in size. Writing: a temp file in the same directory, fsync,
+rename, so a reader never sees a half-written spec or config.json and a failure leaves the
+old file byte-identical. The only module that writes output files.
 
 No contextlib here: the runtime shim reads its settings with `read_regular` on every
 pass-through (`state`, `kill`...), and importing contextlib (functools, collections) costs
@@ -16,33 +17,64 @@ from cdigen.errors import CdigenError, InvalidInput
 
 
 class UnreadableFile(InvalidInput):
-    """A file that cannot be read as a bounded regular file; the message does not name it."""
+    """A file that cannot be read as a bounded regular file; the message does not name it.
+    `reason`: the cause alone ("Permission denied", "not a regular file"); `missing`: there
+    is no such file."""
+
+    def __init__(self, message: str, reason: str | None = None, missing: bool = False):
+        super().__init__(message)
+        self.reason, self.missing = reason or message, missing
 
 
-def read_regular(path: str, limit: int) -> bytes:
-    """The bytes of the regular file `path`, at most `limit` of them (UnreadableFile beyond)."""
+def _os_error(e: OSError) -> UnreadableFile:
+    return UnreadableFile(f"cannot read: {e.strerror}", e.strerror, isinstance(e, FileNotFoundError))
+
+
+def open_regular(path: str) -> int:
+    """A read-only fd of the regular file `path` (the caller closes it); UnreadableFile for
+    anything else. Non-blocking, so that a FIFO or device standing in for it is an error,
+    never a hang. sysfs and procfs files are regular (their st_size means nothing)."""
     import stat
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as e:
-        raise UnreadableFile(f"cannot read: {e.strerror}") from None
+        raise _os_error(e) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UnreadableFile("not a regular file")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, limit + 1 - size)
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError as e:
+        os.close(fd)
+        raise _os_error(e) from None
+    if not regular:
+        os.close(fd)
+        raise UnreadableFile("not a regular file")
+    return fd
+
+
+def read_regular(path: str, limit: int) -> bytes:
+    """The bytes of the regular file `path`, at most `limit` of them (UnreadableFile beyond)."""
+    data = read_head(path, limit + 1)
+    if len(data) > limit:
+        raise UnreadableFile(f"larger than {limit} bytes")
+    return data
+
+
+def read_head(path: str, size: int) -> bytes:
+    """The first `size` bytes of the regular file `path` (all of it when shorter): for what is
+    read by its start, such as a PCI config space's header."""
+    fd = open_regular(path)
+    try:
+        chunks, got = [], 0
+        while got < size:
+            chunk = os.read(fd, size - got)
             if not chunk:
                 break
             chunks.append(chunk)
-            size += len(chunk)
+            got += len(chunk)
     except OSError as e:
-        raise UnreadableFile(f"cannot read: {e.strerror}") from None
+        raise _os_error(e) from None
     finally:
         os.close(fd)
-    if size > limit:
-        raise UnreadableFile(f"larger than {limit} bytes")
     return b"".join(chunks)
 
 

@@ -1,4 +1,5 @@
-"""Atomic replacement: the old file survives any failure; modes are kept; nothing is left over."""
+"""The one reader of host files: bounded, non-blocking, regular files only. Atomic replacement:
+the old file survives any failure; modes are kept; nothing is left over."""
 
 import os
 import stat
@@ -8,7 +9,44 @@ import time
 import pytest
 
 from cdigen.errors import CdigenError
-from cdigen.files import atomic_write, locked_dir
+from cdigen.files import UnreadableFile, atomic_write, locked_dir, open_regular, read_head, read_regular
+
+
+def test_read_regular_is_bounded_and_says_why_it_cannot_read(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+    assert read_regular(str(path), 10) == b"0123456789" and read_head(str(path), 4) == b"0123"
+    assert read_head(str(path), 100) == b"0123456789"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    cases = {  # path, limit -> (message, reason, missing)
+        (str(path), 9): ("larger than 9 bytes", "larger than 9 bytes", False),
+        (str(tmp_path / "none"), 9): ("cannot read: No such file or directory", "No such file or directory", True),
+        (str(fifo), 9): ("not a regular file", "not a regular file", False),
+        (str(tmp_path), 9): ("not a regular file", "not a regular file", False),
+        ("/dev/zero", 9): ("not a regular file", "not a regular file", False),
+    }
+    for (name, limit), (message, reason, missing) in cases.items():
+        with pytest.raises(UnreadableFile) as caught:
+            read_regular(name, limit)
+        assert (str(caught.value), caught.value.reason, caught.value.missing) == (message, reason, missing)
+        assert caught.value.exit_code == 3
+        if limit == 9 and name != str(path):
+            with pytest.raises(UnreadableFile):
+                open_regular(name)
+    assert time.monotonic() - started < 5  # the FIFO never blocked
+
+
+def test_sysfs_attributes_read_whole_though_their_size_says_a_page():
+    """sysfs attributes report st_size 4096 (procfs files 0) whatever they hold: the read stops
+    at their end."""
+    path = "/sys/devices/system/cpu/online"
+    if not os.path.exists(path):
+        path = "/proc/sys/kernel/osrelease"
+    data = read_regular(path, 4096)
+    with open(path, "rb") as f:
+        assert 0 < len(data) < 4096 and data == f.read()
 
 
 def test_new_file_gets_0644_and_existing_file_keeps_its_mode(tmp_path):

@@ -92,7 +92,7 @@ def _discover(
     if vm:
         from cdigen.examples import example_tree
 
-        with example_tree(example) if example else _nothing(root) as tree:
+        with example_tree(example) if example else contextlib.nullcontext(root) as tree:
             topo = sysfs.discover(tree)
         prefix = f"<example {example}>" if example else root.rstrip("/")
         on_vfio = {f"/sys/bus/pci/devices/{f.bdf}" for f in topo.vfio}
@@ -113,11 +113,6 @@ def _discover(
         _warn(topo.warnings, prefix)
         _gpu_side(topo, tree, prefix, tree, driver_files and describes_driver(example), "/")
     return topo, prefix
-
-
-@contextlib.contextmanager
-def _nothing(root: str):
-    yield root
 
 
 def _gpu_side(topo, root: str, prefix: str, driver_root, driver_files: bool, host_prefix) -> None:

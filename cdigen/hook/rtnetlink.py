@@ -6,38 +6,25 @@ an address (RTM_NEWADDR). Every request carries NLM_F_ACK; a kernel error become
 the errno and the kernel's extended-ack text when it sends one ("mtu greater than device
 maximum").
 
-Why not pyroute2 or `ip`: the hook runs at every container creation and its whole process has
-a 100 ms budget. Measured on the 2-core build VM (python 3.11, bench/bench_hook.py --compare,
-three runs of 21-31 samples, medians; baseline `python -I -S -c pass` 7.4-8.1 ms):
+Not pyroute2 or `ip`: the hook runs at every container creation; pyroute2's import alone is
+over its time budget, and `ip` costs a process per step and errors as text to parse
+(docs/benchmarks.md, "hook").
 
-* the hook as shipped (this module): 65-67 ms for one veth moved, renamed, addressed, MTU set
-  and up (x8.3-9.1). Of that the kernel's netns move itself takes ~20 ms (synchronize_net), and all
-  netlink requests together ~2 ms; importing `socket`+`struct` costs ~3 ms and `ctypes` (for
-  setns) ~1 ms.
-* pyroute2 0.9.7: `from pyroute2.iproute.linux import IPRoute` alone takes 136-159 ms (x18-21), over
-  budget before any work; `IPRoute(netns=...)` also forks a helper to enter the namespace.
-* iproute2: the same work as 6 `ip` processes from a shell takes 29-30 ms, the netns move
-  included. From the Python hook it would add `subprocess` (~4 ms import), a fork+exec per
-  step (~1.4 ms each, 6+ steps per interface) and parsing of `ip -j` output and of stderr text
-  for errors: slower than one netlink socket per namespace, whose errors carry the errno and
-  the kernel's text.
-
-The encoder is small and every message it builds is exercised against the real kernel in
-tests/test_hook_netns.py. A netlink socket stays bound to the netns it was created in, so a
-socket for another netns is created after `setns` into it, and the thread returns to its own
-netns right away (Python 3.11 has no os.setns; ctypes calls libc's).
+A netlink socket stays bound to the netns it was created in, so a socket for another netns is
+created after `setns` into it, and the thread returns to its own netns right away (Python 3.11
+has no os.setns; ctypes calls libc's). Every message built here is exercised against the real
+kernel in tests/test_hook_netns.py.
 """
 
 # The builtin `_socket`, not `socket`: the same socket type underneath, but importing `socket`
-# turns its constants into enums (and imports selectors), about 7 ms per process on the
-# 2-core VM (docs/benchmarks.md).
+# turns its constants into enums and imports selectors (docs/benchmarks.md).
 import _socket as socket
 import contextlib
 import os
 import struct
 from collections import namedtuple
 
-from cdigen.errors import CdigenError
+from cdigen.errors import CdigenError, InvalidInput
 
 # linux/netlink.h, linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h, linux/if.h
 NETLINK_ROUTE = 0
@@ -123,17 +110,21 @@ def _str(kind: int, value: str) -> bytes:
     return _attr(kind, value.encode("utf-8", "surrogateescape") + b"\0")
 
 
-def parse_attrs(data: bytes, offset: int = 0, end: int | None = None) -> dict[int, bytes]:
-    """rtattr TLVs -> {type: payload}; the nested/byte-order flag bits are masked off."""
+def _iter_attrs(data: bytes, offset: int = 0, end: int | None = None):
+    """(type, payload) of every rtattr TLV in order, repeated types included (IFLA_PROP_LIST);
+    the nested/byte-order flag bits are masked off. Stops at a truncated attribute."""
     end = len(data) if end is None else end
-    attrs: dict[int, bytes] = {}
     while offset + _RTATTR.size <= end:
         length, kind = _RTATTR.unpack_from(data, offset)
         if length < _RTATTR.size or offset + length > end:
-            break
-        attrs[kind & 0x3FFF] = data[offset + _RTATTR.size : offset + length]
+            return
+        yield kind & 0x3FFF, data[offset + _RTATTR.size : offset + length]
         offset += (length + 3) & ~3
-    return attrs
+
+
+def parse_attrs(data: bytes, offset: int = 0, end: int | None = None) -> dict[int, bytes]:
+    """rtattr TLVs -> {type: payload} (the last of a repeated type)."""
+    return dict(_iter_attrs(data, offset, end))
 
 
 def link_request(
@@ -185,7 +176,7 @@ def parse_link(body: bytes) -> Link:
     if IFLA_PROP_LIST in attrs:
         alt_names = tuple(
             value.rstrip(b"\0").decode("utf-8", "surrogateescape")
-            for kind, value in _all_attrs(attrs[IFLA_PROP_LIST])
+            for kind, value in _iter_attrs(attrs[IFLA_PROP_LIST])
             if kind == IFLA_ALT_IFNAME
         )
     kind = None
@@ -207,17 +198,6 @@ def parse_link(body: bytes) -> Link:
         master=u32(IFLA_MASTER) or 0,
         alt_names=alt_names,
     )
-
-
-def _all_attrs(data: bytes):
-    """(type, payload) of every rtattr, repeated types included (IFLA_PROP_LIST)."""
-    offset = 0
-    while offset + _RTATTR.size <= len(data):
-        length, kind = _RTATTR.unpack_from(data, offset)
-        if length < _RTATTR.size or offset + length > len(data):
-            return
-        yield kind & 0x3FFF, data[offset + _RTATTR.size : offset + length]
-        offset += (length + 3) & ~3
 
 
 def parse_addr(body: bytes) -> tuple[int, str, int, int, int]:
@@ -261,25 +241,37 @@ def own_netns_path() -> str:
     return "/proc/thread-self/ns/net"
 
 
-def netns_id(path: str) -> tuple[int, int]:
-    """(st_dev, st_ino) of a netns file: equal ids = the same namespace."""
-    import stat
+def _namespace_file(path: str, st: os.stat_result) -> None:
+    """InvalidInput unless `st` is that of a namespace file. All of them (/proc/PID/ns/*, bind
+    mounts such as /var/run/netns/NAME) live on nsfs, one filesystem: the device of our own."""
+    if st.st_dev != os.stat(own_netns_path()).st_dev:  # a regular file, a FIFO, a device...
+        raise InvalidInput(f"cannot open network namespace {path}: not a namespace file")
 
+
+def netns_id(path: str) -> tuple[int, int]:
+    """(st_dev, st_ino) of a namespace file: equal ids = the same namespace."""
     try:
         st = os.stat(path)
     except OSError as e:
         raise CdigenError(f"cannot open network namespace {path}: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):  # nsfs files are regular; a FIFO here would block an open
-        raise CdigenError(f"cannot open network namespace {path}: not a namespace file")
+    _namespace_file(path, st)
     return st.st_dev, st.st_ino
 
 
 def open_netns(path: str) -> int:
-    """An O_RDONLY fd of a netns file (for IFLA_NET_NS_FD and setns); the caller closes it."""
+    """An O_RDONLY fd of a namespace file (for IFLA_NET_NS_FD and setns); the caller closes it.
+    Checked before the open (opening a FIFO or device has effects) and after it (replaced)."""
+    netns_id(path)
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # never blocks on a FIFO
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # never blocks on a FIFO
     except OSError as e:
         raise CdigenError(f"cannot open network namespace {path}: {e.strerror}") from None
+    try:
+        _namespace_file(path, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 # ---------------------------------------------------------------------------- the client

@@ -241,11 +241,25 @@ def _gpudirect_devices(topo: Topology, gpus: list[Gpu], strategies) -> list[dict
     for strategy in strategies:
         for mig in gd.mig:
             gpu = by_minor.get(mig.gpu_minor)
-            name = gpu and {"index": f"gpu{gpu.minor}", "uuid": gpu.uuid, "pci": gpu.bdf}[strategy]
+            name = gpu and device_name(strategy, f"gpu{gpu.minor}", gpu.bdf, gpu.uuid)
             if name:
                 nodes = [gpu.node, *mig.caps]
                 out.append(_device(f"{name}-gi{mig.gi}-ci{mig.ci}", {}, {"deviceNodes": [_node(c) for c in nodes]}))
     return out
+
+
+def name_strategies(opts: BuildOptions) -> tuple[str, ...]:
+    """The naming strategies of `opts`, each once; BadArgument for an unknown one."""
+    for strategy in opts.name_strategies:
+        if strategy not in NAME_STRATEGIES:
+            raise BadArgument("name_strategy", f"unknown {strategy!r}; use {', '.join(NAME_STRATEGIES)}")
+    return tuple(dict.fromkeys(opts.name_strategies))
+
+
+def device_name(strategy: str, index_name: str, bdf: str, uuid: str | None = None) -> str | None:
+    """A GPU's (or VFIO function's) device name under a naming strategy: `index_name` ("gpu0",
+    "vfio-nic1"), its UUID (None: it has none) or its PCI address."""
+    return {"index": index_name, "uuid": uuid, "pci": bdf}[strategy]
 
 
 def _device(name: str, annotations: dict, edits: dict) -> dict:
@@ -259,17 +273,16 @@ def _device(name: str, annotations: dict, edits: dict) -> dict:
 def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarning]]:
     """The CDI spec for `topo`, and warnings (about the options, not the host)."""
     from cdigen.cdi.spec import (
-        CDI_VERSIONS,
         SpecError,
         check_class,
         check_device_name,
+        check_target_version,
         check_vendor,
         minimum_version,
         version_key,
     )
 
-    if opts.cdi_version not in CDI_VERSIONS or version_key(opts.cdi_version) < version_key("0.3.0"):
-        raise BadArgument("cdi_version", f"{opts.cdi_version!r}: not one of {', '.join(CDI_VERSIONS[2:])}")
+    check_target_version(opts.cdi_version)
 
     for argument, check, value in (("vendor", check_vendor, opts.vendor), ("class", check_class, opts.cls)):
         try:
@@ -326,11 +339,10 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
             )
 
     devices = []
-    for strategy in dict.fromkeys(opts.name_strategies):
-        if strategy not in NAME_STRATEGIES:
-            raise BadArgument("name_strategy", f"unknown {strategy!r}; use {', '.join(NAME_STRATEGIES)}")
+    strategies = name_strategies(opts)
+    for strategy in strategies:
         for gpu in gpus:
-            name = {"index": f"gpu{gpu.minor}", "uuid": gpu.uuid, "pci": gpu.bdf}[strategy]
+            name = device_name(strategy, f"gpu{gpu.minor}", gpu.bdf, gpu.uuid)
             if name is None:
                 warnings.append(
                     ScanWarning(
@@ -346,7 +358,7 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
     all_settings = [s for g in gpus for s in per_gpu[g.bdf][1]]
     devices.append(_device("all", *_edits(all_nodes, all_settings, opts.hook_path, opts.cdi_version)))
     if not opts.nic_only:
-        devices += _gpudirect_devices(topo, gpus, dict.fromkeys(opts.name_strategies))
+        devices += _gpudirect_devices(topo, gpus, strategies)
 
     common = {} if opts.nic_only else _common_edits(topo, opts.hook_path)
     spec: dict = {"cdiVersion": "", "kind": f"{opts.vendor}/{opts.cls}", "devices": devices}

@@ -16,7 +16,9 @@ import re
 import stat
 import struct
 
+from cdigen.files import UnreadableFile, open_regular, read_regular
 from cdigen.scan.model import DriverFiles, Mount, ScanWarning
+from cdigen.values import version_tuple
 
 # Searched in this order, then the ld.so.cache directories (nvidia-ctk's order).
 LIBRARY_DIRS = (
@@ -149,18 +151,11 @@ def cache_paths(data: bytes) -> list[str]:
     return out
 
 
-def _open_rb(path: str):
-    """A regular file opened for reading; OSError for a FIFO or device, never a hang."""
-    from cdigen.scan.sysfs import open_regular
-
-    return os.fdopen(open_regular(path), "rb")
-
-
 def elf_soname(path: str) -> str | None:
     """DT_SONAME of an ELF shared object (32/64-bit, either byte order), read from its
     program headers; None when it is not ELF or names no SONAME."""
     try:
-        with _open_rb(path) as f:
+        with os.fdopen(open_regular(path), "rb") as f:
             head = f.read(64)
             if len(head) < 52 or head[:4] != b"\x7fELF" or head[5] not in (1, 2) or head[4] not in (1, 2):
                 return None
@@ -212,7 +207,7 @@ def elf_soname(path: str) -> str | None:
                     f.seek(strtab - vaddr + offset + soname)
                     name = f.read(256).split(b"\0", 1)[0]
                     return name.decode("utf-8", "replace") or None
-    except (OSError, struct.error, ValueError):
+    except (OSError, UnreadableFile, struct.error, ValueError):
         return None
     return None
 
@@ -224,9 +219,8 @@ def kernel_module(root: str) -> tuple[str | None, bool | None]:
     """(version, open flavour) of the loaded nvidia kernel module, from `/proc/driver/nvidia/version`
     under `root`; (None, None) when there is no such file or it cannot be read."""
     try:
-        with _open_rb(os.path.join(root, VERSION_FILE)) as f:
-            text = f.read(4096).decode("utf-8", "replace")
-    except OSError:
+        text = read_regular(os.path.join(root, VERSION_FILE), 4096).decode("utf-8", "replace")
+    except UnreadableFile:
         return None, None
     m = _KERNEL_VERSION.search(text)
     return (m.group(1) if m else None), "Open Kernel Module" in text
@@ -252,9 +246,8 @@ def discover_driver(
     cache_rel = r.resolve("/etc/ld.so.cache")
     if cache_rel is not None and r.lstat(cache_rel) and stat.S_ISREG(r.lstat(cache_rel).st_mode):
         try:
-            with _open_rb(r.host(cache_rel)) as f:
-                data = f.read(16 << 20)
-        except OSError:
+            data = read_regular(r.host(cache_rel), 16 << 20)
+        except UnreadableFile:
             data = b""
         candidates += dict.fromkeys(os.path.dirname(p) for p in cache_paths(data) if p.startswith("/"))
     dirs: list[str] = []  # resolved, relative to the root, each once
@@ -266,7 +259,7 @@ def discover_driver(
 
     found = sorted(
         {m.group(1) for names in listing.values() for n in names if (m := _LIBCUDA.fullmatch(n))},
-        key=lambda v: tuple(int(p) for p in v.split(".")),
+        key=version_tuple,
     )
     if version is None:
         if not found:
@@ -352,6 +345,13 @@ def discover_driver(
     return DriverFiles(version, mounts, folders, list(dict.fromkeys(links))), warnings
 
 
+def _text(path: str, limit: int) -> str:
+    try:
+        return read_regular(path, limit).decode("utf-8", "replace").strip()
+    except UnreadableFile:
+        return ""
+
+
 def _join(shown: str, rel: str) -> str:
     return shown.rstrip("/") + "/" + rel
 
@@ -360,17 +360,8 @@ def _firmware(root: str, r: Root, version: str) -> str | None:
     """The resolved path of the GSP firmware directory `nvidia/<version>`: in the firmware
     loader's custom path, then /lib/firmware/updates/<release>, /lib/firmware/updates,
     /lib/firmware/<release> and /lib/firmware (the kernel's order); None when none holds gsp*.bin."""
-    release = custom = ""
-    try:
-        with _open_rb(os.path.join(root, "proc/sys/kernel/osrelease")) as f:
-            release = f.read(256).decode("utf-8", "replace").strip()
-    except OSError:
-        pass
-    try:
-        with _open_rb(os.path.join(root, "sys/module/firmware_class/parameters/path")) as f:
-            custom = f.read(4096).decode("utf-8", "replace").strip()
-    except OSError:
-        pass
+    release = _text(os.path.join(root, "proc/sys/kernel/osrelease"), 256)
+    custom = _text(os.path.join(root, "sys/module/firmware_class/parameters/path"), 4096)
     bases = [custom] if custom.startswith("/") else []
     bases += ["/lib/firmware/updates/" + release, "/lib/firmware/updates", "/lib/firmware/" + release, "/lib/firmware"]
     for base in bases:

@@ -19,10 +19,11 @@ import os
 import re
 import struct
 
+from cdigen.files import UnreadableFile, read_head, read_regular
 from cdigen.scan.affinity import Affinity, classify
 from cdigen.scan.driver import kernel_module
 from cdigen.scan.model import CharDev, GpuDirect, MigDevice, Mount, ScanWarning, Topology
-from cdigen.scan.sysfs import parse_char_majors, read_bytes
+from cdigen.scan.sysfs import parse_char_majors
 
 MAX_IMEX_CHANNEL = (1 << 20) - 1
 ACS_CAP, ATS_CAP = 0x000D, 0x000F
@@ -33,13 +34,15 @@ VERDICTS = ("yes", "cpu", "no")
 
 def char_majors(root: str) -> dict[str, int]:
     """The "Character devices:" section of /proc/devices: name -> major."""
-    data = read_bytes(os.path.join(root, "proc/devices"), 65536)
-    return {} if data is None else parse_char_majors(data.decode("utf-8", "replace"))
+    return parse_char_majors(_read(os.path.join(root, "proc/devices"), 65536) or "")
 
 
-def _read(path: str, size: int = 256) -> str | None:
-    data = read_bytes(path, size)
-    return None if data is None else data.decode("utf-8", "replace").strip()
+def _read(path: str, limit: int = 256) -> str | None:
+    """The text of a small file, or None when it cannot be read (a missing one is no error here)."""
+    try:
+        return read_regular(path, limit).decode("utf-8", "replace").strip()
+    except UnreadableFile:
+        return None
 
 
 def _listdir(path: str) -> list[str]:
@@ -168,8 +171,11 @@ def ext_capability(config: bytes, cap_id: int) -> int | None:
 def _config(root: str, topo: Topology, bdf: str, cache: dict) -> bytes | None:
     """The whole config space of `bdf`, or None when only its first 256 bytes (or nothing) can be read."""
     if bdf not in cache:
-        data = read_bytes(os.path.join(root, "sys/bus/pci/devices", bdf, "config"), 4096)
-        cache[bdf] = data if data is not None and len(data) > 0x100 else None
+        try:
+            data = read_head(os.path.join(root, "sys/bus/pci/devices", bdf, "config"), 4096)
+        except UnreadableFile:
+            data = b""
+        cache[bdf] = data if len(data) > 0x100 else None
     return cache[bdf]
 
 

@@ -185,6 +185,7 @@ class GpuDirect:
 
 @dataclass
 class Topology:
+    # By BDF: every GPU, NIC, VFIO function and bridge of any function's chain is a key here.
     pci: dict[str, PciFunction] = field(default_factory=dict)
     gpus: list[Gpu] = field(default_factory=list)  # PCI order
     nics: list[Nic] = field(default_factory=list)  # PCI order, VFs included

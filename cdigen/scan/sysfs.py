@@ -10,8 +10,8 @@ subprocesses.
 
 import os
 import re
-import stat
 
+from cdigen.files import UnreadableFile, read_head, read_regular
 from cdigen.scan.affinity import bridge_hops
 from cdigen.scan.model import (
     NVIDIA_MAJOR,
@@ -25,11 +25,12 @@ from cdigen.scan.model import (
     ScanWarning,
     Topology,
 )
+from cdigen.values import is_pci_address
 
-_BDF = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
 _ROOT_BUS = re.compile(r"pci[0-9a-f]{4,}:[0-9a-f]{2}")
 _GPU_CLASSES = (0x0300, 0x0302)  # VGA, 3D controller
 _ARPHRD = {"1": "Ethernet", "32": "InfiniBand"}
+MAX_TEXT_BYTES = 65536  # sysfs attributes are at most a page; /proc/devices and a GPU's information are short
 
 
 class _Reader:
@@ -45,36 +46,20 @@ class _Reader:
     def warn(self, rel: str, reason: str) -> None:
         self.warnings.append(ScanWarning("/" + rel, reason))
 
-    def _open(self, rel: str) -> int:
-        return open_regular(self.path(rel))
-
     def text(self, rel: str, missing_ok: bool = False) -> str | None:
         try:
-            fd = self._open(rel)
-            try:
-                data = os.read(fd, 65536)
-            finally:
-                os.close(fd)
-            return data.decode("utf-8", "replace").strip()
-        except FileNotFoundError:
-            if not missing_ok:
-                self.warn(rel, "missing")
-        except OSError as e:
-            self.warn(rel, f"unreadable: {e.strerror}")
+            return read_regular(self.path(rel), MAX_TEXT_BYTES).decode("utf-8", "replace").strip()
+        except UnreadableFile as e:
+            if not (e.missing and missing_ok):
+                self.warn(rel, "missing" if e.missing else f"unreadable: {e.reason}")
         return None
 
     def raw(self, rel: str, size: int) -> bytes | str:
         """The first `size` bytes of a binary file, or why they cannot be read (no warning)."""
         try:
-            fd = self._open(rel)
-            try:
-                return os.read(fd, size)
-            finally:
-                os.close(fd)
-        except FileNotFoundError:
-            return "missing"
-        except OSError as e:
-            return f"unreadable: {e.strerror}"
+            return read_head(self.path(rel), size)
+        except UnreadableFile as e:
+            return "missing" if e.missing else f"unreadable: {e.reason}"
 
     def number(self, rel: str, base: int, missing_ok: bool = False) -> int | None:
         text = self.text(rel, missing_ok)
@@ -125,10 +110,13 @@ class _Reader:
 
 
 def _nearest_bdf(devpath: str, stop: str) -> str | None:
-    """The PCI function owning a class device: the last BDF component before `/stop/`."""
-    head = devpath.rsplit(f"/{stop}/", 1)[0]
+    """The PCI function owning a class device: the last BDF component before `/stop/` (None
+    without one: a class link retargeted to a device's own directory names no class device)."""
+    head, sep, _name = devpath.rpartition(f"/{stop}/")
+    if not sep:
+        return None
     for comp in reversed(head.split("/")):
-        if _BDF.fullmatch(comp):
+        if is_pci_address(comp):
             return comp
     return None
 
@@ -162,6 +150,7 @@ def _pci(r: _Reader) -> dict[str, PciFunction]:
     pci: dict[str, PciFunction] = {}
     unknown: list[tuple[str, str]] = []  # bridges whose port type could not be read: (config path, why)
     base = "sys/bus/pci/devices"
+    found: dict[str, tuple[list[str], int]] = {}  # bdf -> (its path's components, index of its root bus)
     for bdf in r.listdir(base, missing_ok=False):
         rel = f"{base}/{bdf}"
         devpath = r.resolve(rel)
@@ -176,10 +165,20 @@ def _pci(r: _Reader) -> dict[str, PciFunction]:
         if not roots:
             r.warn(rel, f"no PCI root bus in {devpath}")
             continue
-        chain = tuple(c for c in comps[roots[-1] + 1 :] if _BDF.fullmatch(c))
+        found[bdf] = comps, roots[-1]
+    # Every bridge of a chain is in the result, so that any BDF a Topology names can be looked
+    # up: one whose own link is damaged (warned above) is read where its functions' paths say.
+    for comps, root in list(found.values()):
+        for i in range(root + 1, len(comps) - 1):
+            if comps[i] not in found and is_pci_address(comps[i]):
+                found[comps[i]] = comps[: i + 1], root
+    for bdf in sorted(found):
+        comps, root = found[bdf]
+        devpath = "/".join(comps)
+        chain = tuple(c for c in comps[root + 1 :] if is_pci_address(c))
         fn = PciFunction(
             bdf=bdf,
-            root=comps[roots[-1]],
+            root=comps[root],
             chain=chain,
             vendor=r.number(f"{devpath}/vendor", 16),
             class_code=r.number(f"{devpath}/class", 16),
@@ -341,30 +340,6 @@ def _netdevs(r: _Reader, pci: dict[str, PciFunction]) -> list[Netdev]:
 MAX_NUMA_NODES = 1024
 
 
-def open_regular(path: str) -> int:
-    """An fd of the regular file `path`: opened non-blocking and checked, so that a FIFO or
-    device standing in for a sysfs or procfs file is an error (OSError), never a hang."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(0, "not a regular file")
-    return fd
-
-
-def read_bytes(path: str, size: int) -> bytes | None:
-    """At most `size` bytes of the regular file `path`; None when it cannot be read."""
-    try:
-        fd = open_regular(path)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, size)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 def parse_char_majors(text: str) -> dict[str, int]:
     """name -> major from the "Character devices:" section of /proc/devices."""
     majors, section = {}, None
@@ -399,19 +374,6 @@ def _numa_nodes(r: _Reader) -> tuple[int, ...] | None:
             return None
         nodes.extend(range(first, last + 1))
     return tuple(nodes)
-
-
-def discover_example(name: str) -> Topology:
-    """The topology of an example shipped with cdigen, built into a throw-away tree first."""
-    import tempfile
-
-    from cdigen.examples import build_example
-
-    # ~1000 small files: in memory where possible (20 ms, vs 0.5 s on disk here).
-    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix="cdigen-example-", dir=shm) as tmp:
-        build_example(name, tmp)
-        return discover(tmp)
 
 
 def discover(root: str = "/") -> Topology:

@@ -140,18 +140,14 @@ def build_vm_spec(topo: Topology, opts) -> tuple[dict, list[ScanWarning]]:
     in an env var (every target) and a device annotation (targets from 0.6.0)."""
     from cdigen.cdi.spec import check_device_name, minimum_version, version_key
     from cdigen.errors import BadArgument
-    from cdigen.scan import NAME_STRATEGIES
     from cdigen.scan.affinity import assign
-    from cdigen.scan.build import ANNOTATIONS_SINCE
+    from cdigen.scan.build import ANNOTATIONS_SINCE, device_name, name_strategies
 
     if not topo.vfio:
         raise BadArgument(
             "mode", "vm finds no GPU or network function bound to vfio-pci: the spec would have no device"
         )
-    strategies = dict.fromkeys(opts.name_strategies)
-    for strategy in strategies:
-        if strategy not in NAME_STRATEGIES:
-            raise BadArgument("name_strategy", f"unknown {strategy!r}; use {', '.join(NAME_STRATEGIES)}")
+    strategies = name_strategies(opts)
     if "uuid" in strategies:
         raise BadArgument("name_strategy", "uuid: a function bound to vfio-pci has no GPU UUID; use index or pci")
     gpus = [f for f in topo.vfio if f.kind == "gpu"]
@@ -184,7 +180,7 @@ def build_vm_spec(topo: Topology, opts) -> tuple[dict, list[ScanWarning]]:
     for strategy in strategies:
         for kind, members in (("gpu", gpus), ("nic", nics)):
             for k, f in enumerate(members):
-                name = f"vfio-{kind}{k}" if strategy == "index" else f.bdf
+                name = device_name(strategy, f"vfio-{kind}{k}", f.bdf)
                 check_device_name(name)
                 with_nics = [by_bdf[b] for b in chosen.get(f.bdf, [])] if kind == "gpu" else []
                 devices.append(device(name, [f, *with_nics]))
