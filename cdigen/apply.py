@@ -18,8 +18,8 @@ from cdigen.netdev import NetdevSettings
 from cdigen.oci.config import config_path, read_config, serialise
 from cdigen.values import quoted
 
-# cdigen.podnet.ANNOTATIONS, the keys that carry pod network facts. Spelled here so that an
-# apply without them imports no podnet (tests/test_runtime_shim.py checks the two agree).
+# cdigen.pod.annotations.ANNOTATIONS, the keys that carry pod network facts. Spelled here so that an
+# apply without them imports no cdigen.pod (tests/test_runtime_shim.py checks the two agree).
 POD_NETWORK_ANNOTATIONS = (
     "k8s.v1.cni.cncf.io/network-status",
     "k8s.v1.cni.cncf.io/networks-status",
@@ -58,11 +58,11 @@ def apply_devices(
 
     `devices`: qualified names, after those of the config's annotations; each once.
     `overrides`: the caller's netdev settings (one per host interface), the top layer.
-    `network`: settings from the pod's network (cdigen.podnet: CNI results, pod annotations)
+    `network`: settings from the pod's network (cdigen.pod: CNI results, pod annotations)
     for host interfaces that the requested devices carry, the layer below `overrides`; those
     for other interfaces are ignored. The layers' order: `cdigen.netdev.layered`.
     `pod_root`: also take such settings from the network facts in config.json's annotations
-    (cdigen.podnet.overrides_for: sysfs, device-info files and CNI results under this root),
+    (cdigen.pod.network.overrides_for: sysfs, device-info files and CNI results under this root),
     before `network`; None: not.
     `hook`: add the `cdigen hook` createRuntime and poststop entries when the result has
     linux.netDevices.

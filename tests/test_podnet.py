@@ -431,8 +431,6 @@ def test_netdev_settings_take_the_first_ipv4_address_and_the_mtu(root):
         "255.255.255.0",
         9000,
     )
-    assert network.netdev_settings(facts, with_name=True).name == "net1"
-    assert network.to_overrides([facts]) == [settings]
     ann = annotations([sriov_status(ips=["fd00::5", "10.56.217.171"])], ovn_doc)
     assert network.overrides_for(ann, {"ens1f0v5": "net1"}, str(root)) == [settings]
     assert network.overrides_for({}, {"ens1f0v5": "net1"}, str(root)) == []  # no annotation: nothing read
@@ -443,7 +441,6 @@ def test_netdev_settings_of_a_network_without_host_interface(root):
     (facts,) = network_facts(annotations([sriov_status(ips=["10.56.217.171/24"])]), str(root))
     with pytest.raises(InvalidInput, match="no host interface"):
         network.netdev_settings(facts)
-    assert network.to_overrides([facts]) == []
 
 
 def test_facts_from_a_plugin_result(root):

@@ -34,7 +34,7 @@ from cdigen.pod.fields import MAX_FILE_BYTES
 from cdigen.pod.host import Host
 from cdigen.pod.model import NetworkFacts
 from cdigen.pod.network import facts_from_result, network_facts
-from cdigen.values import one_line
+from cdigen.values import one_line, quoted
 
 DEFAULT_DAN_DIR = "/run/kata-containers/dans"
 FILE_MODE = 0o600
@@ -207,7 +207,7 @@ def valid_sandbox_id(value) -> bool:
 def check_sandbox_id(value, where: str) -> str:
     """`value`, or InvalidInput naming `where` (a file's or an annotation's sandbox id)."""
     if not valid_sandbox_id(value):
-        raise InvalidInput(f"{where}: invalid sandbox id {value!r} ({SANDBOX_ID_RULE})")
+        raise InvalidInput(f"{where}: invalid sandbox id {quoted(value)} ({SANDBOX_ID_RULE})")
     return value
 
 
@@ -231,9 +231,9 @@ def resolve_sandbox_id(annotations: dict, explicit: str | None) -> str:
     found = annotated_sandbox_id(annotations)
     if explicit is not None:
         if not valid_sandbox_id(explicit):
-            raise BadArgument("sandbox_id", f"{explicit!r}: not a valid sandbox id ({SANDBOX_ID_RULE})")
+            raise BadArgument("sandbox_id", f"{quoted(explicit)}: not a valid sandbox id ({SANDBOX_ID_RULE})")
         if found is not None and found != explicit:
-            raise BadArgument("sandbox_id", f"{explicit} disagrees with the bundle's sandbox id {found}")
+            raise BadArgument("sandbox_id", f"{quoted(explicit)} disagrees with the bundle's sandbox id {found}")
         return explicit
     if found is None:
         raise BadArgument("sandbox_id", f"is needed: the bundle has no {' or '.join(SANDBOX_ID_KEYS)} annotation")

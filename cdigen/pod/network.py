@@ -64,23 +64,18 @@ def network_facts(
     return out
 
 
-def netdev_settings(facts: NetworkFacts, with_name: bool = False) -> netdev.NetdevSettings:
-    """The `NetdevSettings` overrides for the network's host interface: one address (a netdev
-    setting has one: the first IPv4 address, else the first IPv6 one) with its mask, and the
-    MTU; the container name only `with_name`. The other addresses, the MAC and the routes have
-    no place in a netdev setting. PodNetError when the network has no host interface."""
+def netdev_settings(facts: NetworkFacts) -> netdev.NetdevSettings:
+    """The pod-network layer of the network's host interface (`netdev.layered`): one address
+    (a netdev setting has one: the first IPv4 address, else the first IPv6 one) with its mask,
+    and the MTU. The other addresses, the MAC and the routes have no place in a netdev
+    setting. PodNetError when the network has no host interface."""
     if facts.host_interface is None:
         fail(f"network {facts.name}", "it has no host interface")
     address = next((a for a in facts.addresses if ":" not in a), facts.addresses[0] if facts.addresses else None)
     try:
-        return netdev.make(facts.host_interface, facts.interface if with_name else None, address, None, facts.mtu)
+        return netdev.make(facts.host_interface, None, address, None, facts.mtu)
     except InvalidInput as e:
         fail(f"network {facts.name}", str(e))
-
-
-def to_overrides(facts: list[NetworkFacts], with_name: bool = False) -> list[netdev.NetdevSettings]:
-    """`netdev_settings` of every network that is a host interface, in order."""
-    return [netdev_settings(f, with_name) for f in facts if f.host_interface is not None]
 
 
 def overrides_for(annotations: dict, netdevs: dict[str, str], root: str = "/") -> list[netdev.NetdevSettings]:
