@@ -59,6 +59,19 @@ def read_regular(path: str, limit: int) -> bytes:
     return data
 
 
+def read_json(path: str, limit: int) -> object:
+    """The JSON document (Go's rules: cdigen.strictjson) in the regular file `path`, None when
+    there is no file there; InvalidInput naming the path when it is no such document."""
+    from cdigen import strictjson
+
+    if not os.path.lexists(path):
+        return None
+    try:
+        return strictjson.loads(read_regular(path, limit))
+    except (UnreadableFile, ValueError) as e:
+        raise InvalidInput(f"{path}: {e}") from None
+
+
 def read_head(path: str, size: int) -> bytes:
     """The first `size` bytes of the regular file `path` (all of it when shorter): for what is
     read by its start, such as a PCI config space's header."""

@@ -155,15 +155,11 @@ def write(path: str, record: dict) -> None:
 
 def read(path: str) -> dict | None:
     """A record, or None when there is none; InvalidInput when it is not one."""
-    from cdigen import strictjson
-    from cdigen.files import UnreadableFile, read_regular
+    from cdigen.files import read_json
 
-    if not os.path.lexists(path):
+    doc = read_json(path, MAX_RECORD_BYTES)
+    if doc is None:
         return None
-    try:
-        doc = strictjson.loads(read_regular(path, MAX_RECORD_BYTES))
-    except (UnreadableFile, ValueError) as e:
-        raise InvalidInput(f"{path}: {e}") from None
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
         raise InvalidInput(f"{path}: not a cdigen CNI record")
     return doc

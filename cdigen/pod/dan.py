@@ -233,7 +233,7 @@ def resolve_sandbox_id(annotations: dict, explicit: str | None) -> str:
         if not valid_sandbox_id(explicit):
             raise BadArgument("sandbox_id", f"{quoted(explicit)}: not a valid sandbox id ({SANDBOX_ID_RULE})")
         if found is not None and found != explicit:
-            raise BadArgument("sandbox_id", f"{quoted(explicit)} disagrees with the bundle's sandbox id {found}")
+            raise BadArgument("sandbox_id", f"{explicit} disagrees with the bundle's sandbox id {found}")
         return explicit
     if found is None:
         raise BadArgument("sandbox_id", f"is needed: the bundle has no {' or '.join(SANDBOX_ID_KEYS)} annotation")
@@ -249,15 +249,11 @@ def dan_path(dan_dir: str, sandbox_id: str) -> str:
 def read_dan(path: str) -> dict | None:
     """An existing DAN file (None when there is none); InvalidInput unless it is a JSON object
     with a ``devices`` list of objects that have a ``name``."""
-    from cdigen import strictjson
-    from cdigen.files import UnreadableFile, read_regular
+    from cdigen.files import read_json
 
-    if not os.path.lexists(path):
+    doc = read_json(path, MAX_FILE_BYTES)
+    if doc is None:
         return None
-    try:
-        doc = strictjson.loads(read_regular(path, MAX_FILE_BYTES))
-    except (UnreadableFile, ValueError) as e:
-        raise InvalidInput(f"{path}: {e}") from None
     devices = doc.get("devices") if isinstance(doc, dict) else None
     if not isinstance(devices, list) or not all(
         isinstance(d, dict) and isinstance(d.get("name"), str) for d in devices
