@@ -8,7 +8,6 @@ Scenarios, each run by both trees:
   it), config.json restored before each run (not timed);
 - hook: `cdigen hook` with the OCI state on stdin and a config.json without netdevs (start-up,
   argument and state parsing, config.json read: everything before the netlink work);
-- hook --netdev: the same with two `--netdev` arguments naming interfaces config.json lacks;
 - shim pass-through: `cdigen-runtime --version` (execs runc);
 - CNI VERSION: the plugin answering `CNI_COMMAND=VERSION`.
 
@@ -75,11 +74,9 @@ def main() -> None:
                     f.write(pristine)
                 return timed([cdigen, "apply", bundle, "--spec-dir", spec_dir, "--device", "cdigen.io/gpu=gpu0"], e)
 
-            netdevs = ["--netdev", "ens9=name=net0,address=192.0.2.9/24", "--netdev", "ens8=mtu=9000"]
             return {
                 "apply, 1 HGX device": apply,
                 "hook, no netdevs": lambda e: timed([cdigen, "hook"], e, stdin=state),
-                "hook --netdev x2, none in config.json": lambda e: timed([cdigen, "hook", *netdevs], e, stdin=state),
                 "shim pass-through (--version)": lambda e: timed([shim, "--version"], e),
                 "CNI VERSION": lambda e: timed([cdigen], cni_env, stdin=cni_conf),
             }
