@@ -143,9 +143,12 @@ def test_parse_arg_never_raises_anything_else(text):
     assert cfg.name is None or netdev.check_ifname(cfg.name, allow_template=True) == cfg.name
     if cfg.mtu is not None:
         assert (1280 if cfg.family == 6 else 68) <= cfg.mtu <= 65535
-    assert (cfg.address is None) == (cfg.prefixlen is None)
-    if cfg.address is not None:
+    assert cfg.prefixlen is None or cfg.address is not None  # one layer: a mask never comes alone
+    if cfg.prefixlen is not None:
         assert 0 <= cfg.prefixlen <= (32 if cfg.family == 4 else 128)
+    elif cfg.address is not None:  # an address without a mask needs one from a lower layer
+        with pytest.raises(netdev.LayerError, match="has no mask"):
+            netdev.layered(cfg.host, {"option": cfg})
     assert netdev.parse_arg(cfg.to_arg()) == cfg
     assert netdev.from_annotations({netdev.annotation_key(cfg.host): cfg.to_text()}) == {cfg.host: cfg}
     assert netdev.from_oci(cfg.host, cfg.to_oci()).to_oci() == cfg.to_oci()
