@@ -106,7 +106,7 @@ def apply_devices(
         ):
             from cdigen.pod.network import overrides_for
 
-            names = {host: cfg.container_name for host, cfg in merged.netdevs.items()}
+            names = {host: cfg.container_name for host, cfg in edits.numbered_nics(merged.netdevs).items()}
             network = [*overrides_for(annotations, names, pod_root), *network]
         edits.with_netdev_layers(merged, network, overrides)
         if hook and hook_path is None and (merged.netdevs or doc["linux"].get("netDevices")):

@@ -97,6 +97,10 @@ class NetdevSettings(namedtuple("NetdevSettings", "host name address prefixlen m
 
 # ---------------------------------------------------------------------------- validation
 
+# In a container name: the NIC's position among the container's NICs named with it, in the
+# order of the container's devices (`numbered`); resolved by apply, the shim and the hook.
+NIC_NUMBER = "{n}"
+
 
 def check_ifname(name: object, what: str = "interface name", allow_template: bool = False) -> str:
     """Kernel rules (net/core/dev.c dev_valid_name): 1-15 bytes, not '.'/'..', no '/', ':'
@@ -118,6 +122,10 @@ def check_ifname(name: object, what: str = "interface name", allow_template: boo
         raise NetdevError(
             f"{what} {name!r}: only one '%d' template is allowed" if allow_template else f"{what} {name!r} contains '%'"
         )
+    if allow_template and NIC_NUMBER in name:
+        if name.count(NIC_NUMBER) != 1 or "%" in name:
+            raise NetdevError(f"{what} {name!r}: only one {NIC_NUMBER} (or one '%d') is allowed")
+        check_ifname(name.replace(NIC_NUMBER, "0"), what)
     return name
 
 
@@ -333,13 +341,26 @@ def by_host(settings) -> dict[str, NetdevSettings]:
     return out
 
 
+def numbered(settings) -> list[NetdevSettings]:
+    """`settings` (one container's NICs, in the order of its devices) with `{n}` in a
+    container name replaced by the NIC's position among those named with `{n}`: each
+    container's NICs are net0, net1... whichever devices it got (docs/netdev.md, "Names")."""
+    out, n = [], 0
+    for cfg in settings:
+        if cfg.name is not None and NIC_NUMBER in cfg.name:
+            name = check_ifname(cfg.name.replace(NIC_NUMBER, str(n)), f"container name for {cfg.host}")
+            cfg, n = cfg._replace(name=name), n + 1
+        out.append(cfg)
+    return out
+
+
 def check_unique_names(configs) -> None:
     """Two host interfaces must never map to the same container name."""
     seen: dict[str, str] = {}
     for cfg in configs:
         name = cfg.container_name
-        if "%" in name:
-            continue  # the kernel picks a free name
+        if "%" in name or NIC_NUMBER in name:
+            continue  # the kernel picks a free name; the container's NICs are numbered later
         if name in seen and seen[name] != cfg.host:
             raise NetdevError(f"host interfaces {seen[name]} and {cfg.host} both map to container name {name}")
         seen[name] = cfg.host

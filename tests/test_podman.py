@@ -73,16 +73,14 @@ def fake_host(tree) -> tuple[str, list[str]]:
     return root, names
 
 
-def scan(root: str, nics: list[str], spec_dir, *options: str) -> dict:
-    """`cdigen scan --root ROOT --netdev-config .. --netdev-name net{index} OPTIONS -o SPEC`."""
+def scan(root: str, nics: list[str], spec_dir, *options: str, names: str = "net{index}") -> dict:
+    """`cdigen scan --root ROOT --netdev-config .. --netdev-name NAMES OPTIONS -o SPEC`."""
     os.makedirs(spec_dir, exist_ok=True)
     config = os.path.join(spec_dir, "..", f"{os.path.basename(spec_dir)}-nics.yaml")
     with open(config, "w") as f:
         json.dump(dict(zip(nics, SETTINGS, strict=True)), f)  # JSON is YAML
     out = os.path.join(spec_dir, "cdigen.yaml")
-    run_cdigen(
-        "scan", "--root", root, "--netdev-config", config, "--netdev-name", "net{index}", *options, "-o", out, check=0
-    )
+    run_cdigen("scan", "--root", root, "--netdev-config", config, "--netdev-name", names, *options, "-o", out, check=0)
     with open(out) as f:
         return YAML(typ="safe", pure=True).load(f)
 
@@ -204,3 +202,59 @@ def test_podman_4_refuses_cdi_1_1_0(podman, net, tree, tmp_path):
     assert podman.hook_records(nic0) == []
     host = link(nic0)  # never moved
     assert host is not None and host["mtu"] == HOST_MTU and addresses(nic0) == []
+
+
+def test_podman_names_nics_per_container(podman, net, tree, tmp_path):
+    """`--netdev-name net{n}`: whichever GPUs a container got, its NICs are net0, net1... in
+    the order of its devices. podman (CDI 0.5.2) injects one hook entry per device; each hook
+    numbers the container's NICs from all of config.json's cdigen entries, so they agree."""
+    root, (nic0, nic1) = fake_host(tree)
+    spec = scan(root, [nic0, nic1], tmp_path / "cdi", "--for", "podman-4", names="net{n}")
+    assert any(a.startswith(f"{nic1}=name=net{{n}},") for a in hook_args(spec, "gpu1"))
+    veth_pair(net, nic0)
+    veth_pair(net, nic1)
+
+    alone = podman.run(tmp_path / "cdi", [f"{KIND}=gpu1"], ["ip", "addr"])
+
+    assert alone.returncode == 0, alone.stderr
+    inside = parse_ip_addr(alone.stdout)
+    assert sorted(inside) == ["lo", "net0"], alone.stdout  # gpu1's NIC, as net0
+    assert "192.0.2.74/26" in inside["net0"]["addrs"]
+    settle(lambda: link(nic1) is not None, timeout=3)
+    if link(nic1) is None:  # a veth dies with the namespace unless the poststop hook was first
+        veth_pair(net, nic1)
+
+    both = podman.run(tmp_path / "cdi", [f"{KIND}=gpu1", f"{KIND}=gpu0"], ["ip", "addr"])
+
+    assert both.returncode == 0, both.stderr
+    inside = parse_ip_addr(both.stdout)
+    assert sorted(inside) == ["lo", "net0", "net1"], both.stdout
+    assert "192.0.2.74/26" in inside["net0"]["addrs"]  # gpu1 was asked for first
+    assert "192.0.2.10/26" in inside["net1"]["addrs"]
+    assert podman.wait_idle() == []
+    assert podman.hook_records(nic0) == [] and podman.hook_records(nic1) == []
+
+
+def test_runc_names_nics_per_container_after_apply(net, runc, rootfs, tree, tmp_path):
+    """The same numbering through `cdigen apply` and runc: config.json gets the resolved
+    names, in linux.netDevices and in the hook arguments."""
+    from tests.helpers.runc import runc_bundle
+
+    root, (nic0, nic1) = fake_host(tree)
+    scan(root, [nic0, nic1], tmp_path / "cdi", names="net{n}")
+    veth_pair(net, nic0)
+    veth_pair(net, nic1)
+    bundle = runc_bundle(tmp_path / "bundle", rootfs, ["ip", "addr"])
+    devices = ["--device", f"{KIND}=gpu1", "--device", f"{KIND}=gpu0"]
+    run_cdigen("apply", bundle, "--spec-dir", tmp_path / "cdi", *devices, check=0)
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    assert {h: e["name"] for h, e in config["linux"]["netDevices"].items()} == {nic1: "net0", nic0: "net1"}
+    assert "{n}" not in json.dumps(config["hooks"])
+
+    proc = runc.run(bundle)
+
+    assert proc.returncode == 0, proc.stderr
+    inside = parse_ip_addr(proc.stdout)
+    assert "192.0.2.74/26" in inside["net0"]["addrs"] and "192.0.2.10/26" in inside["net1"]["addrs"]
+    assert runc.containers() == []

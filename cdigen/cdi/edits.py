@@ -223,6 +223,16 @@ def with_netdev_layers(merged: MergedEdits, network: list = (), overrides: list 
             if e.layer == "option":
                 raise BadArgument("netdev", str(e)) from None
             raise InvalidInput(f"the pod's network: {e}") from None
+    merged.spec_netdevs = numbered_nics(merged.spec_netdevs)
+    try:
+        merged.netdevs = numbered_nics(merged.netdevs)
+    except netdev.NetdevError as e:
+        raise BadArgument("netdev", str(e)) from None
+
+
+def numbered_nics(settings: dict) -> dict:
+    """host -> settings, `{n}` in container names resolved in request order (`netdev.numbered`)."""
+    return {cfg.host: cfg for cfg in netdev.numbered(settings.values())}
 
 
 def fill_device_node(node: dict, lstat=os.lstat) -> dict:

@@ -97,11 +97,11 @@ def _nothing_within(topo: Topology, gpus: list[Gpu], candidates: list[Nic], limi
 
 
 def check_name_template(template: str) -> str:
-    """`{index}` (position of the netdev among all netdevs of the spec) is required so that no
-    two netdevs anywhere in the spec share a container name (CDI rejects duplicates within a
-    device, and any combination of devices can be requested together); `{gpu}` is optional.
-    A field may carry a short width (`{index:02}`), nothing else: an interface name has 15
-    bytes, and `{gpu.attr}` or `{gpu:>1000000}` are no names."""
+    """`{n}` (the NIC's position among the container's NICs: net0, net1... in every
+    container) or `{index}` (its position among all netdevs of the spec) is required, so that
+    no two NICs of a container share a name (any combination of devices can be requested
+    together); `{gpu}` is optional. A field may carry a short width (`{index:02}`), nothing
+    else: an interface name has 15 bytes, and `{gpu.attr}` or `{gpu:>1000000}` are no names."""
     import re
     import string
 
@@ -111,10 +111,14 @@ def check_name_template(template: str) -> str:
     except ValueError as e:
         raise BadArgument("netdev_name", f"{shown}: {e}") from None
     for name, spec, conv in fields:
-        if name not in ("index", "gpu") or conv is not None or not re.fullmatch(r"(0?\dd?)?", spec):
-            raise BadArgument("netdev_name", f"{shown}: only {{index}} and {{gpu}} (with a width like :02) may be used")
-    if not any(name == "index" for name, _, _ in fields):
-        raise BadArgument("netdev_name", f"{shown} must contain {{index}}")
+        if name == "n" and (spec or conv):
+            raise BadArgument("netdev_name", f"{shown}: {{n}} takes no width")
+        if name not in ("n", "index", "gpu") or conv is not None or not re.fullmatch(r"(0?\dd?)?", spec):
+            raise BadArgument(
+                "netdev_name", f"{shown}: only {{n}}, {{index}} and {{gpu}} (with a width like :02) may be used"
+            )
+    if not any(name in ("n", "index") for name, _, _ in fields):
+        raise BadArgument("netdev_name", f"{shown} must contain {{n}} or {{index}}")
     return template
 
 
@@ -141,7 +145,11 @@ def _netdev_settings(
                         mtu = None
                 name = cfg.get("name")
                 if name is None:
-                    name = opts.netdev_name.format(index=index, gpu=gpu.minor) if opts.netdev_name else nd.name
+                    name = (
+                        opts.netdev_name.format(index=index, gpu=gpu.minor, n=netdev.NIC_NUMBER)
+                        if opts.netdev_name
+                        else nd.name
+                    )
                 netdev.check_ifname(name, f"container name for {nd.name}", allow_template=True)
                 out[nd.name] = netdev.make(
                     nd.name,
@@ -188,7 +196,10 @@ def _edits(
     annotations = {}
     if settings:
         if version_key(target) >= version_key(NET_DEVICES_SINCE):
-            edits["netDevices"] = [{"hostInterfaceName": s.host, "name": s.container_name} for s in settings]
+            # A netDevices name is one per device; a `{n}` name is per container: the hook gives it.
+            fixed = [s for s in settings if netdev.NIC_NUMBER not in s.container_name]
+            if fixed:
+                edits["netDevices"] = [{"hostInterfaceName": s.host, "name": s.container_name} for s in fixed]
         edits["hooks"] = hookentry.cdi_hooks(hook_path, [s.to_arg() for s in settings])
         if version_key(target) >= version_key(ANNOTATIONS_SINCE):
             annotations = {netdev.annotation_key(s.host): s.to_text() for s in settings}
