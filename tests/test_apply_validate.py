@@ -60,7 +60,9 @@ def test_validate_reports_every_problem_with_file_and_field(tmp_path):
         f"{d}/e-conflict.yaml: {conflict}",
         f"{d}/f-billion.yaml: invalid YAML: aliases expand the document to more than {load.MAX_YAML_NODES} nodes",
     ]
-    assert proc.stderr == "cdigen: error: 6 problems in 6 of 6 spec files\n"
+    *warnings, error = proc.stderr.splitlines()  # warnings: HOOK_PATH is not on this host
+    assert error == "cdigen: error: 6 problems in 6 of 6 spec files"
+    assert all(w.startswith("cdigen: warning: ") and HOOK_PATH in w for w in warnings)
 
 
 def test_validate_files_named_on_the_command_line(tmp_path):
@@ -70,7 +72,11 @@ def test_validate_files_named_on_the_command_line(tmp_path):
         f"{good}: cdiVersion 0.7.0 (needs 0.7.0): containerd >= 1.7.16, crio >= 1.30.0, docker >= 26.1.0, "
         "nerdctl >= 2.1.0, podman >= 5.1.0\n1 spec file, 2 devices: valid\n"
     )
-    assert proc.stderr == ""
+    assert proc.stderr == (  # FPGA_SPEC's hook is not on this host
+        f"cdigen: warning: {good}: devices[0].containerEdits.hooks[0]: hook path /opt/fpga/bin/prepare does not "
+        "exist on this host: a runtime here fails to start a container with it (ignore this if the spec is for "
+        "another host)\n"
+    )
     bad = write_spec(tmp_path, "bad.yaml", NO_DEVICES)
     proc = run_cdigen("validate", good, bad, tmp_path / "gone.yaml", check=3)
     assert split_report(proc.stdout)[0] == [
@@ -86,7 +92,7 @@ def test_validate_as_an_older_loader(tmp_path):
     assert split_report(proc.stdout)[0] == [f"{newest}: devices[0].annotations: unknown field"]
     proc = run_cdigen("validate", newest, "--cdi-version", "1.0.0", check=3)
     assert split_report(proc.stdout)[0] == [f"{newest}: devices[0].containerEdits.netDevices: unknown field"]
-    doc = {"cdiVersion": "v0.5.0", "kind": "a.com/b", "devices": [{"name": "x", "containerEdits": {"env": ["A=1"]}}]}
+    doc = {"cdiVersion": "v0.5.0", "kind": "a.com/bb", "devices": [{"name": "x", "containerEdits": {"env": ["A=1"]}}]}
     prefixed = write_spec(tmp_path / "v", "v.yaml", doc)
     proc = run_cdigen("validate", prefixed, "--cdi-version", "0.5.0", check=3)  # no 'v' before library 0.6
     assert split_report(proc.stdout)[0] == [f"{prefixed}: cdiVersion: invalid version 'v0.5.0'"]
@@ -96,10 +102,6 @@ def test_validate_as_an_older_loader(tmp_path):
     run_cdigen("scan", "--example", "hgx-h100", "--hook-path", "/usr/bin/cdigen", "-o", scanned / "s.yaml", check=0)
     proc = run_cdigen("validate", scanned, "--for", "podman-4", check=0)
     assert proc.stdout.endswith("podman >= 4.3.0\n1 spec file, 9 devices: valid\n")
-
-
-def test_validate_an_empty_directory_is_valid(tmp_path):
-    assert run_cdigen("validate", "--spec-dir", tmp_path, check=0).stdout == "0 spec files, 0 devices: valid\n"
 
 
 # ---------------------------------------------------------------------------- list
@@ -116,13 +118,13 @@ def listed(tmp_path):
 
 def test_list_table(listed):
     proc = run_cdigen("list", "--spec-dir", listed, check=0)
-    rows = [line.split() for line in proc.stdout.splitlines()]
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
     assert rows == [
-        ["KIND", "DEVICE", "NETDEVS", "SPEC", "FILE"],
+        ["KIND", "DEVICE", "NETDEVS", "SPEC FILE"],
         ["cdigen.io/gpu", "gpu0", "ens0f0np0>net0", f"{listed}/gpu.yaml"],
         ["cdigen.io/gpu", "gpu1", "ens1f0np0>net1", f"{listed}/gpu.yaml"],
-        ["example.com/fpga", "f0", f"{listed}/fpga.json"],
-        ["example.com/fpga", "f1", f"{listed}/fpga.json"],
+        ["example.com/fpga", "f0", "", f"{listed}/fpga.json"],
+        ["example.com/fpga", "f1", "", f"{listed}/fpga.json"],
     ]
     assert proc.stderr.startswith(f"cdigen: warning: {listed}/broken.yaml: invalid YAML")
 

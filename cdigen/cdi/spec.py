@@ -3,8 +3,9 @@
 Mirrors `tags.cncf.io/container-device-interface` v1.1.0 (specs-go/config.go, pkg/parser,
 pkg/cdi/spec.go, device.go, container-edits.go, specs-go/version.go); the rules are explained in
 docs/cdi-conformance.md. Where HEAD and v1.1.0 differ we follow v1.1.0, the newest
-release any runtime vendors, except that single-character vendor/class names are accepted on
-read (HEAD; v1.1.0 panics on them) — cdigen never writes them.
+release any runtime vendors, except that a one-letter vendor or class is read as at HEAD
+(every release panics on it): `validate` reports it (`released_library_problem`), and cdigen
+never writes one (`check_vendor`, `check_class`).
 
 Pure: operates on already-parsed documents (dicts, lists, scalars).
 """
@@ -30,11 +31,16 @@ _VC_MIDDLE = _ALNUM | frozenset("_.-")
 _NAME_MIDDLE = _VC_MIDDLE | frozenset(":")
 
 
-def _check_vendor_or_class(what: str, value: str) -> str:
+def _check_vendor_or_class(what: str, value: str, as_read: bool) -> str:
     if not isinstance(value, str) or value == "":
         raise SpecError(f"invalid {what}. empty name")
     if value[0] not in _ALPHA:
         raise SpecError(f"invalid {what} {quoted(value)}, should start with a letter")
+    if len(value) == 1 and not as_read:  # a release slices value[1:0] here
+        raise SpecError(
+            f"invalid {what} {quoted(value)}: one letter, on which every released Go CDI library "
+            "(through v1.1.0) panics while loading the spec directory, crashing the engine that loads it"
+        )
     for ch in value[1:-1]:
         if ch not in _VC_MIDDLE:
             raise SpecError(f"invalid {what} {quoted(value)}, invalid character {quoted(ch)}")
@@ -43,12 +49,25 @@ def _check_vendor_or_class(what: str, value: str) -> str:
     return value
 
 
-def check_vendor(value: str) -> str:
-    return _check_vendor_or_class("vendor", value)
+def check_vendor(value: str, as_read: bool = False) -> str:
+    """A vendor cdigen may write; `as_read`: one the loader accepts (one letter too, as HEAD)."""
+    return _check_vendor_or_class("vendor", value, as_read)
 
 
-def check_class(value: str) -> str:
-    return _check_vendor_or_class("class", value)
+def check_class(value: str, as_read: bool = False) -> str:
+    """A class cdigen may write; `as_read`: one the loader accepts (one letter too, as HEAD)."""
+    return _check_vendor_or_class("class", value, as_read)
+
+
+def released_library_problem(kind: str) -> str | None:
+    """Why every released Go CDI library crashes on the kind of a spec that loads, or None."""
+    vendor, cls = split_kind(kind)
+    try:
+        check_vendor(vendor)
+        check_class(cls)
+    except SpecError as e:
+        return f"kind: {e}"
+    return None
 
 
 def check_device_name(value: str) -> str:
@@ -83,8 +102,8 @@ def parse_qualified_name(device: str) -> tuple[str, str, str]:
     if not name:
         raise SpecError(f"unqualified device {quoted(device)}, missing device name")
     try:
-        check_vendor(vendor)
-        check_class(cls)
+        check_vendor(vendor, as_read=True)
+        check_class(cls, as_read=True)
         check_device_name(name)
     except SpecError as e:
         raise SpecError(f"invalid device {quoted(device)}: {e}") from None
@@ -395,8 +414,8 @@ def check_spec(raw: object, loader: str = LIBRARY_VERSION) -> dict:
     spec = _convert_object(raw, _SPEC if loader == LIBRARY_VERSION else _fields_for(loader), "")
     check_version(spec, loader)
     vendor, cls = split_kind(spec.get("kind", ""))
-    check_vendor(vendor)
-    check_class(cls)
+    check_vendor(vendor, as_read=True)
+    check_class(cls, as_read=True)
     check_edits(spec.get("containerEdits", {}), "containerEdits")
     seen: set[str] = set()
     for i, device in enumerate(spec.get("devices", [])):
