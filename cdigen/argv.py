@@ -7,7 +7,7 @@ cdigen.hookentry reads the hook arguments of a spec with the same rules.
 The rules are click's for these shapes: options and arguments in any order, `--opt VALUE` or
 `--opt=VALUE` (a value may start with '-'), everything after `--` is an argument, `-h` or
 `--help` anywhere asks for help. A mistake is a UsageError whose message quotes the input cut
-short (values.quoted).
+short (values.quoted); an unknown option names the nearest known one, as click does.
 """
 
 from cdigen.errors import UsageError
@@ -84,7 +84,7 @@ def parse(argv: list[str], command: Command) -> dict | None:
         name, eq, value = arg.partition("=")
         option = options.get(name)
         if option is None:
-            raise UsageError(f"no such option: {quoted(name)}")
+            raise UsageError(no_such_option(name, options))
         if option.metavar is None:
             if eq:
                 raise UsageError(f"option {name} does not take a value")
@@ -114,3 +114,12 @@ def parse(argv: list[str], command: Command) -> dict | None:
     if positional:
         raise UsageError(f"unexpected argument {quoted(positional[0])}")
     return out
+
+
+def no_such_option(name: str, known) -> str:
+    """The message for an unknown option, with the nearest of `known` when one is close
+    (difflib's measure, as click's)."""
+    from difflib import get_close_matches
+
+    close = get_close_matches(name, list(known), 1)
+    return f"no such option: {quoted(name)}" + (f"; did you mean {close[0]}?" if close else "")

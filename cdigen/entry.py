@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
             argv = ["cni"]  # a CNI plugin: the CNI bin dir's `cdigen`, run by libcni
         elif name == RUNTIME_NAME:
             argv = ["runtime", *argv]  # engines pass the runtime's arguments and nothing else
+    if argv[:1] in (["--version"], ["-V"]):
+        from cdigen import __version__
+
+        sys.stdout.write(f"cdigen {__version__}\n")
+        return 0
     # These two report their own errors: as CNI error JSON, and in the runtime's log.
     if argv[:1] == ["cni"]:
         from cdigen.cli.cni import main as cni_main

@@ -41,6 +41,24 @@ LADDERS: dict[str, list[tuple[str, str]]] = {
 ANY = "any"  # every engine release above: the default target
 
 
+def targets() -> list[str]:
+    """The --for values that help texts and the README list: each engine at its first release
+    that loads CDI specs (a later release of it is taken too), then `any`."""
+    return [f"{engine}-{_short(ladder[0][0])}" for engine, ladder in LADDERS.items()] + [ANY]
+
+
+def targets_help() -> str:
+    """`targets()` as the help texts of --for say it."""
+    return f"{', '.join(targets()[:-1])} or a later release of one, or {ANY}"
+
+
+def _short(release: str) -> str:
+    """ "25.0.0" -> "25", "1.7.0" -> "1.7": a release as a series names it."""
+    while release.endswith(".0"):
+        release = release[:-2]
+    return release
+
+
 def max_version_for(target: str) -> str:
     """The newest cdiVersion that every release matching `target` loads: "podman-4" (every
     4.x with CDI support), "containerd-1.7.20", "docker-28", or "any". BadArgument("for")

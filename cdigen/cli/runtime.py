@@ -12,6 +12,22 @@ from cdigen.cli import error_line
 from cdigen.errors import EXIT_FAILURE, CdigenError
 from cdigen.shim import RuntimeArgs, parse_runtime_args
 
+SUMMARY = (
+    "OCI runtime shim (also as `cdigen-runtime`): on create, inject the CDI devices that config.json asks "
+    "for, then exec the real runtime (runc) with the same arguments."
+)
+DESCRIPTION = """\
+An engine runs it where it would run runc, with runc's arguments. On `create` and `run` it
+injects the devices that config.json's cdi.k8s.io/* annotations and the container's
+CDIGEN_DEVICES variable name, as `cdigen apply` does (with the pod's network); every other
+command goes to the real runtime untouched. When injection fails: one line on stderr and in the
+runtime's --log file, and the runtime is never started.
+
+Register it as the engine's runtime: containerd's BinaryName, CRI-O's runtime_path, podman
+--runtime, docker's daemon.json "runtimes" (README, "Runtime shim"). Engines often start a
+runtime with a cleaned environment: prefer the settings file to the variables. The real
+runtime's own help: `runc --help`."""
+
 
 def runtime_log(args: RuntimeArgs, message: str) -> None:
     """The error in the runtime's own --log file and format, where containerd's shim reads the
@@ -36,8 +52,38 @@ def fail(args: RuntimeArgs, settings: shim.Settings | None, argv: list[str], mes
     return code
 
 
+def help_text() -> str:
+    from cdigen.cli.argv import HELP_ROW, layout
+
+    settings = [
+        (shim.CONFIG_PATH, f'A JSON object with any of {", ".join(shim.CONFIG_KEYS)} (README, "Runtime shim").'),
+        (shim.ENV_CONFIG, "Another settings file in its place."),
+        (
+            shim.ENV_RUNTIME,
+            f"The real runtime, a path or a name on PATH; wins over the file. Default: {shim.DEFAULT_RUNTIME}.",
+        ),
+        (shim.ENV_LOG, "A debugging log, one JSON line per invocation; wins over the file."),
+        (shim.ENV_DEVICES, "In the container's environment (-e): CDI devices to inject, comma-separated."),
+    ]
+    return layout(
+        "usage: cdigen-runtime RUNTIME-ARGS...   (or: cdigen runtime RUNTIME-ARGS...)",
+        SUMMARY,
+        DESCRIPTION,
+        [
+            ("arguments", [("RUNTIME-ARGS", "The real runtime's command line, passed on unchanged.")]),
+            ("settings", settings),
+            ("options", [(HELP_ROW[0], "As the only argument: show this message and exit.")]),
+        ],
+    )
+
+
 def main(argv: list[str]) -> int:
-    """Run as the OCI runtime with `argv` (the runtime's arguments); returns only on failure."""
+    """Run as the OCI runtime with `argv` (the runtime's arguments); returns only on failure.
+    `-h`/`--help` alone is the shim's own help: no engine asks a runtime for its help, and the
+    real runtime's stays one `runc --help` away."""
+    if argv in (["-h"], ["--help"]):
+        sys.stdout.write(help_text())
+        return 0
     args = parse_runtime_args(argv)
     settings = None
     try:
