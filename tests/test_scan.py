@@ -303,11 +303,11 @@ def test_bad_netdev_config_is_invalid_input(tmp_path, content, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("--netdev-name", "net0"), "must contain {index}"),
-        (("--netdev-name", "n{index}{colour}"), "only {index} and {gpu} (with a width like :02) may be used"),
-        (("--netdev-name", "{index}{gpu.foo}"), "--netdev-name '{index}{gpu.foo}': only {index} and {gpu}"),
-        (("--netdev-name", "{index}{gpu:>1000000}"), "only {index} and {gpu} (with a width like :02)"),
-        (("--netdev-name", "{index!r}"), "only {index} and {gpu}"),
+        (("--netdev-name", "net0"), "must contain {n} or {index}"),
+        (("--netdev-name", "n{index}{colour}"), "only {n}, {index} and {gpu} (with a width like :02) may be used"),
+        (("--netdev-name", "{index}{gpu.foo}"), "--netdev-name '{index}{gpu.foo}': only {n}, {index} and {gpu}"),
+        (("--netdev-name", "{index}{gpu:>1000000}"), "only {n}, {index} and {gpu} (with a width like :02)"),
+        (("--netdev-name", "{index!r}"), "only {n}, {index} and {gpu}"),
         (("--netdev-name", "{index"), "expected '}' before end of string"),
         (("--netdev-name", "verylongprefix_{index}"), "longer than 15 bytes"),
         (("--vendor", "-bad"), "--vendor invalid vendor '-bad'"),
