@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from cdigen.cdi.consumers import targets_help
 from cdigen.cli import target_version
 from cdigen.cli.app import app
 from cdigen.errors import InvalidInput, UsageError
@@ -60,7 +61,7 @@ def validate(
         typer.Option(
             "--for",
             metavar="ENGINE-VERSION",
-            help="Check as that engine release loads specs, e.g. podman-4, containerd-1.7, docker-28, crio-1.35.",
+            help=f"Check as that engine release loads specs: {targets_help()}.",
         ),
     ] = None,
 ) -> None:
