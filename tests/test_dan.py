@@ -5,6 +5,8 @@ file), and every bad input: one line, its exit code, no file."""
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from cdigen.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from cdigen.pod import dan
 from cdigen.pod.annotations import NETWORK_STATUS, POD_NETWORKS
+from cdigen.pod.kataconfig import HYPERVISORS
 from tests.helpers.hostnet import (
     bundle,
     cni_cache,
@@ -21,7 +24,7 @@ from tests.helpers.hostnet import (
     status_entry,
     virtual_netdev,
 )
-from tests.helpers.kata import KataReject, go_load, rs_load
+from tests.helpers.kata import GO_VFIO_HOTPLUG, RS_ADD_DEVICE, KataReject, go_attach, go_load, rs_attach, rs_load
 from tests.helpers.proc import run_cdigen
 
 SANDBOX = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -135,8 +138,8 @@ def test_vfio_networks_field_by_field(tmp_path, host):
     ]
     # runtime-rs at kata 7c6ba40c has no vfio variant; with PR #13802 it reads the same values.
     with pytest.raises(KataReject, match="unknown variant `vfio`"):
-        rs_load(read(path))
-    rs = rs_load(read(path), with_vfio=True)
+        rs_load(read(path), host)
+    rs = rs_load(read(path), host, with_vfio=True)
     assert [(d["name"], d["mac"], d["target"], d["mtu"], d["addresses"]) for d in rs] == [
         (d["name"], d["mac"], d["pci"], d["mtu"], d["addresses"]) for d in loaded
     ]
@@ -176,7 +179,7 @@ def test_same_device_as_kata_go_testdata_but_parsed_alike_by_both(tmp_path):
     ]
     # The Go test file's neighbour (bare IP, capitalised key) is one runtime-rs never sees.
     assert go_theirs["neighbors"] == [{"ip": "10.10.10.10", "hardware_addr": "0a:58:0a:0a:0a:0a"}]
-    assert rs_load(KATA_GO_TESTDATA, with_vfio=True)[0]["neighbors"] == []
+    assert rs_load(KATA_GO_TESTDATA, root, with_vfio=True)[0]["neighbors"] == []
 
 
 # ---------------------------------------------------------------------------- runtime-rs: host-tap, vhost-user
@@ -212,11 +215,12 @@ def test_tap_and_vhost_user_for_runtime_rs(tmp_path):
     mac = vhu["guest_mac"]
     assert int(mac[:2], 16) & 0b11 == 0b10
     assert dan.guest_mac.__doc__ and mac == read(tmp_path / "dans" / f"{SANDBOX}.json")["devices"][1]["guest_mac"]
-    loaded = rs_load(doc)
+    loaded = rs_load(doc, root)
     assert [(d["name"], d["type"], d["target"], d["mac"], d["mtu"], d["addresses"]) for d in loaded] == [
         ("net1", "host-tap", "tap0kata", "0a:58:c0:00:02:0a", 1450, ["192.0.2.10/24"]),
         ("net2", "vhost-user", "/run/vhu/net2.sock", mac, 1500, ["198.51.100.7/24"]),
     ]
+    assert rs_attach(loaded, "dragonball") == loaded
     with pytest.raises(KataReject, match="unknown DAN device type: 'host-tap'"):
         go_load(doc)
     # a second run: the same bytes, nothing rewritten
@@ -225,19 +229,223 @@ def test_tap_and_vhost_user_for_runtime_rs(tmp_path):
     assert (tmp_path / "dans" / f"{SANDBOX}.json").stat().st_mtime_ns == before
 
 
+VHU_SOCKET = "/run/vhu/net2.sock"
+
+
+def vhost_user(mode: str = "server") -> dict:
+    return {"type": "vhost-user", "version": "1.1.0", "vhost-user": {"mode": mode, "path": VHU_SOCKET}}
+
+
+def vhost_user_bundle(tmp_path, mode: str = "server", name: str = "bundle"):
+    status = [status_entry("default/dpdk", "net2", ["198.51.100.7/24"], devinfo=vhost_user(mode))]
+    return bundle(tmp_path, CRI | {NETWORK_STATUS: status}, name=name)
+
+
+def test_vhost_user_networks_runtime_rs_cannot_take_are_refused(tmp_path):
+    """runtime-rs's VMM creates and listens on the socket (VhostUserEndpoint::new refuses one that
+    exists): device-info's client mode (the host creates it) and an existing socket cannot work."""
+    root, dan_dir = tmp_path / "root", tmp_path / "dans"
+    root.mkdir()
+    proc = run_dan(vhost_user_bundle(tmp_path, "client"), root, dan_dir)
+    assert_refused(
+        proc, EXIT_INVALID, f"network default/dpdk: vhost-user socket {VHU_SOCKET} is in client mode", dan_dir=dan_dir
+    )
+    socket = root / VHU_SOCKET.lstrip("/")
+    socket.parent.mkdir(parents=True)
+    socket.touch()
+    b = vhost_user_bundle(tmp_path, name="server")
+    proc = run_dan(b, root, dan_dir)
+    assert_refused(
+        proc, EXIT_INVALID, f"network default/dpdk: vhost-user socket {VHU_SOCKET} already exists", dan_dir=dan_dir
+    )
+    # Without the socket the file is written, and runtime-rs loads it; it would not with the socket.
+    socket.unlink()
+    run_dan(b, root, dan_dir, check=EXIT_OK)
+    doc = read(dan_dir / f"{SANDBOX}.json")
+    assert [d["target"] for d in rs_attach(rs_load(doc, root), "dragonball")] == [VHU_SOCKET]
+    socket.touch()
+    with pytest.raises(KataReject, match="exists"):
+        rs_load(doc, root)
+
+
+def test_cni_plugin_refuses_a_client_mode_vhost_user_network(tmp_path):
+    record = {"containerId": SANDBOX, "ifName": "net2", "networkName": "dpdk", "interface": {},
+              "ips": [{"address": "198.51.100.7/24"}], "deviceInfo": vhost_user("client")}  # fmt: skip
+    with pytest.raises(dan.DanError, match="client mode"):
+        dan.add_interface(str(tmp_path / "dans"), record, str(tmp_path))
+    assert not (tmp_path / "dans" / f"{SANDBOX}.json").exists()
+
+
+# ---------------------------------------------------------------------------- the sandbox's hypervisor
+
+
+def one_network(tmp_path, kind: str):
+    """(bundle, root) of a pod with one network of the DAN device type `kind`."""
+    root = tmp_path / "root"
+    if kind == "vfio":
+        pci_function(root, VF1, "vfio-pci")
+        status = [status_entry("default/sriov-a", "net1", ["10.56.217.171/24"], "0a:58:0a:38:d9:ab",
+                               devinfo=pci_devinfo(VF1))]  # fmt: skip
+        return bundle(tmp_path, CRI | {NETWORK_STATUS: status}, name=kind), root
+    if kind == "host-tap":
+        virtual_netdev(root, "tap0kata", "fe:54:00:00:00:01", tap=True)
+        status = [status_entry("default/tap", "net1", ["192.0.2.10/24"], "0a:58:c0:00:02:0a")]
+        return bundle(tmp_path, CRI | {NETWORK_STATUS: status}, {"tap0kata": {"name": "net1"}}, name=kind), root
+    root.mkdir()
+    return vhost_user_bundle(tmp_path, name=kind), root
+
+
+def kata_attaches(doc: dict, root, hypervisor: str) -> bool:
+    """Whether a runtime that runs `hypervisor` loads this file and puts every device into the VM
+    (tests/helpers/kata.py): the Go runtime (a hot-plug port configured), or runtime-rs (vfio
+    only with kata#13802)."""
+    ways = []
+    if hypervisor in GO_VFIO_HOTPLUG:
+        ways.append(lambda: go_attach(go_load(doc), hypervisor))
+    if hypervisor in RS_ADD_DEVICE:
+        ways.append(lambda: rs_attach(rs_load(doc, root, with_vfio=True), hypervisor))
+    for attach in ways:
+        try:
+            if len(attach()) == len(doc["devices"]):
+                return True
+        except KataReject:
+            pass
+    return False
+
+
+@pytest.mark.parametrize("kind", ["vfio", "host-tap", "vhost-user"])
+def test_hypervisor_refuses_exactly_what_kata_cannot_attach(tmp_path, kind):
+    """For every hypervisor Kata's configuration can name, cdigen writes the file exactly when
+    the runtime that reads its device type attaches every device with that hypervisor."""
+    b, root = one_network(tmp_path, kind)
+    doc = read_dan_of(b, root, tmp_path / "plain")
+    expected = {h: kata_attaches(doc, root, h) for h in HYPERVISORS}
+    written = {}
+    for h in HYPERVISORS:
+        try:
+            dan.write_dan(str(b), str(root), str(tmp_path / h), hypervisor=h)
+            written[h] = read(tmp_path / h / f"{SANDBOX}.json") == doc
+        except dan.DanError as e:
+            assert f"a {kind} DAN device cannot work with the {h} hypervisor" in str(e)
+            assert not (tmp_path / h).exists()
+            written[h] = False
+    assert written == expected
+    assert [h for h, ok in written.items() if ok] == {
+        "vfio": ["clh", "qemu"],
+        "host-tap": ["clh", "dragonball", "firecracker", "openvmm", "qemu"],
+        "vhost-user": ["dragonball"],
+    }[kind]
+
+
+def read_dan_of(b, root, dan_dir) -> dict:
+    dan.write_dan(str(b), str(root), str(dan_dir))
+    return read(dan_dir / f"{SANDBOX}.json")
+
+
+def test_hypervisor_option_refuses_with_one_line(tmp_path):
+    b, root = one_network(tmp_path, "vhost-user")
+    dan_dir = tmp_path / "dans"
+    proc = run_dan(b, root, dan_dir, "--hypervisor", "qemu")
+    assert_refused(
+        proc, EXIT_INVALID, "network default/dpdk: a vhost-user DAN device cannot work with the qemu hypervisor",
+        "unsupported device", dan_dir=dan_dir,
+    )  # fmt: skip
+    assert run_dan(b, root, dan_dir, "--hypervisor", "dragonball", check=EXIT_OK).stdout.endswith(": written\n")
+
+
+def kata_config(directory, text: str, dropins: dict | None = None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "configuration.toml"
+    path.write_text(text)
+    for name, body in (dropins or {}).items():
+        (directory / "config.d").mkdir(exist_ok=True)
+        (directory / "config.d" / name).write_text(body)
+    return path
+
+
+RS_CONFIG = """
+[hypervisor.qemu]
+path = "/opt/kata/bin/qemu-system-x86_64"
+[hypervisor.dragonball]
+path = "/opt/kata/bin/dragonball"
+[runtime]
+name = "virt_container"
+hypervisor_name = "qemu"
+dan_conf = "/run/kata-containers/dans"
+"""
+
+
+def test_kata_config_names_the_hypervisor(tmp_path):
+    """runtime-rs: [runtime] hypervisor_name, a config.d drop-in over it, and the pod annotation
+    io.katacontainers.config.runtime.hypervisor_name naming one of the file's tables. The Go
+    runtime: the file's one [hypervisor.NAME] table."""
+    b, root = one_network(tmp_path, "vhost-user")
+    dan_dir = tmp_path / "dans"
+    config = kata_config(tmp_path / "rs", RS_CONFIG)
+    proc = run_dan(b, root, dan_dir, "--kata-config", config)
+    assert_refused(proc, EXIT_INVALID, "cannot work with the qemu hypervisor", dan_dir=dan_dir)
+    dropin = kata_config(
+        tmp_path / "rs-dropin", RS_CONFIG, {"50-db.toml": '[runtime]\nhypervisor_name = "dragonball"\n'}
+    )
+    run_dan(b, root, dan_dir, "--kata-config", dropin, check=EXIT_OK)
+    annotated = vhost_user_bundle(tmp_path, name="annotated")
+    ann = json.loads((annotated / "config.json").read_text())
+    ann["annotations"]["io.katacontainers.config.runtime.hypervisor_name"] = "dragonball"
+    (annotated / "config.json").write_text(json.dumps(ann))
+    run_dan(annotated, root, tmp_path / "d2", "--kata-config", config, check=EXIT_OK)
+    go = kata_config(tmp_path / "go", '[hypervisor.firecracker]\npath = "/opt/kata/bin/firecracker"\n')
+    vb, vroot = one_network(tmp_path / "v", "vfio")
+    proc = run_dan(vb, vroot, tmp_path / "d3", "--kata-config", go)
+    assert_refused(proc, EXIT_INVALID, "a vfio DAN device cannot work with the firecracker hypervisor")
+
+
+def test_hypervisor_option_imports_no_toml_reader(tmp_path):
+    """`cdigen dan` is on the sandbox start path: tomllib only with --kata-config."""
+    b, root = one_network(tmp_path, "host-tap")
+    argv = ["cdigen", "dan", str(b), "--root", str(root), "--dan-dir", str(tmp_path / "dans"), "--hypervisor", "qemu"]
+    code = (
+        f"import sys\nsys.argv = {argv!r}\nfrom cdigen.entry import main\nmain()\n"
+        "print('tomllib' in sys.modules, file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stderr.splitlines() == ["False"]
+    assert (tmp_path / "dans" / f"{SANDBOX}.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "dropins", "fragment"),
+    [
+        ("[runtime]\nenable_debug = true\n", None, "no [hypervisor.NAME] table"),
+        ("[hypervisor.qemu]\n[hypervisor.clh]\n", None, "several hypervisor tables (clh, qemu)"),
+        ("[hypervisor.acrn]\n", None, "hypervisor 'acrn' is none Kata runs"),
+        ('[hypervisor.qemu]\n[runtime]\nhypervisor_name = "clh"\n', None, "hypervisor_name 'clh' has no"),
+        ("[hypervisor.qemu\n", None, "not TOML"),
+        ("[hypervisor.qemu]\n", {"10.toml": "= x"}, "drop-in 10.toml: not TOML"),
+        (None, None, "cannot read: No such file or directory"),
+    ],
+    ids=["no-table", "two-tables", "unknown", "name-without-table", "not-toml", "bad-dropin", "missing"],
+)  # fmt: skip
+def test_bad_kata_config_is_one_line_exit_3_and_no_file(tmp_path, text, dropins, fragment):
+    b, root = one_network(tmp_path, "host-tap")
+    config = kata_config(tmp_path / "kata", text, dropins) if text is not None else tmp_path / "none.toml"
+    proc = run_dan(b, root, tmp_path / "dans", "--kata-config", config)
+    assert_refused(proc, EXIT_INVALID, f"Kata configuration {config}: ", fragment, dan_dir=tmp_path / "dans")
+
+
 # ---------------------------------------------------------------------------- what each runtime rejects
 
 
 @pytest.mark.parametrize(
     ("device", "go_error", "rs_effect"),
     [
-        ({"guest_mac": "0a:58:0a:0a:00"}, "bad mac address in DAN config", "rejected"),
-        ({"guest_mac": "zz:58:0a:0a:00:05"}, "bad mac address in DAN config", "rejected"),
+        ({"guest_mac": "0a:58:0a:0a:00"}, "bad mac address in DAN config", "attach fails"),
+        ({"guest_mac": "zz:58:0a:0a:00:05"}, "bad mac address in DAN config", "attach fails"),
         ({"ip_addresses": ["10.10.0.5"]}, "bad IP address in DAN config", "dropped"),
         ({"ip_addresses": ["127.0.0.1/8"]}, None, "dropped"),
     ],
 )
-def test_what_each_runtime_rejects_and_cdigen_never_writes(device, go_error, rs_effect):
+def test_what_each_runtime_rejects_and_cdigen_never_writes(tmp_path, device, go_error, rs_effect):
+    virtual_netdev(tmp_path, "tap0", "fe:54:00:00:00:01", tap=True)
     base = {
         "name": "eth0",
         "guest_mac": device.get("guest_mac", "0a:58:0a:0a:00:05"),
@@ -248,11 +456,69 @@ def test_what_each_runtime_rejects_and_cdigen_never_writes(device, go_error, rs_
     if go_error:
         with pytest.raises(KataReject, match=go_error):
             go_load(go_doc)
-    if rs_effect == "rejected":
+    loaded = rs_load({"devices": [base]}, tmp_path)  # a tap's MAC is parsed when it is attached
+    if rs_effect == "attach fails":
         with pytest.raises(KataReject, match="Parse mac address"):
-            rs_load({"devices": [base]})
+            rs_attach(loaded, "qemu")
     else:
-        assert rs_load({"devices": [base]})[0]["addresses"] == []
+        assert loaded[0]["addresses"] == []
+
+
+# ---------------------------------------------------------------------------- the model, as Kata's code reads
+
+
+def test_model_runtime_rs_refuses_a_vhost_user_socket_that_exists(tmp_path):
+    """VhostUserEndpoint::new, right after the file is read: the VMM listens on the socket."""
+    doc = {"devices": [{"name": "net1", "device": {"type": "vhost-user", "path": "/run/vhu/net1.sock"},
+                        "network_info": {"interface": {"ip_addresses": []}}}]}  # fmt: skip
+    assert rs_load(doc, tmp_path)[0]["target"] == "/run/vhu/net1.sock"
+    (tmp_path / "run/vhu").mkdir(parents=True)
+    (tmp_path / "run/vhu/net1.sock").touch()
+    with pytest.raises(KataReject, match="vhost-user-net socket path /run/vhu/net1.sock exists"):
+        rs_load(doc, tmp_path)
+
+
+def test_model_runtime_rs_keeps_a_neighbour_without_cidr(tmp_path):
+    """NetworkInfoFromDan::new maps every neighbour; a bare IP becomes no address."""
+    virtual_netdev(tmp_path, "tap0", "fe:54:00:00:00:01", tap=True)
+    doc = {"devices": [{"name": "eth0", "device": {"type": "host-tap", "tap_name": "tap0"},
+                        "network_info": {"interface": {"ip_addresses": []}, "neighbors": [
+                            {"ip_address": "10.0.0.9", "hardware_addr": "0a:58:0a:00:00:09"},
+                            {"ip_address": "10.0.0.8/24", "hardware_addr": "0a:58:0a:00:00:08"}]}}]}  # fmt: skip
+    assert rs_load(doc, tmp_path)[0]["neighbors"] == [
+        {"ip": None, "hardware_addr": "0a:58:0a:00:00:09"},
+        {"ip": "10.0.0.8", "hardware_addr": "0a:58:0a:00:00:08"},
+    ]
+
+
+def test_model_runtime_rs_generates_a_tap_mac_when_absent(tmp_path):
+    """DanDevice.guest_mac: #[serde(default = "generate_private_mac_addr")]."""
+    virtual_netdev(tmp_path, "tap0", "fe:54:00:00:00:01", tap=True)
+    doc = {"devices": [{"name": "eth0", "device": {"type": "host-tap", "tap_name": "tap0"},
+                        "network_info": {"interface": {"ip_addresses": []}}}]}  # fmt: skip
+    (device,) = rs_attach(rs_load(doc, tmp_path), "dragonball")
+    first = int(device["mac"][:2], 16)
+    assert len(device["mac"].split(":")) == 6 and first & 0b11 == 0b10  # locally administered, unicast
+
+
+def test_model_go_runtime_gives_the_agent_parse_mac_form():
+    """net.ParseMAC then HardwareAddr.String(): lower case, ':'-separated, whatever was written."""
+    device = {"name": "eth0", "device": {"type": "vfio", "pci_device_id": VF1},
+              "network_info": {"interface": {"ip_addresses": []}}}  # fmt: skip
+    for written in ("0A-58-0A-0A-00-05", "0a58.0a0a.0005", "0A:58:0A:0A:00:05"):
+        assert go_load({"devices": [device | {"guest_mac": written}]})[0]["mac"] == "0a:58:0a:0a:00:05"
+
+
+def test_model_go_runtime_needs_a_hot_plug_port_and_qemu_or_clh(tmp_path):
+    """Sandbox.hotplugVfioNetworkDevice, then the hypervisor's HotplugAddDevice(VfioDev)."""
+    device = {"name": "eth0", "guest_mac": "0a:58:0a:0a:00:05", "device": {"type": "vfio", "pci_device_id": VF1},
+              "network_info": {"interface": {"ip_addresses": []}}}  # fmt: skip
+    loaded = go_load({"devices": [device]})
+    assert go_attach(loaded, "qemu") == go_attach(loaded, "clh") == loaded
+    with pytest.raises(KataReject, match="hot_plug_vfio port is not configured"):
+        go_attach(loaded, "qemu", hot_plug_vfio="no-port")
+    with pytest.raises(KataReject, match="unsupported device"):
+        go_attach(loaded, "firecracker")
 
 
 def test_cdigen_output_never_has_what_a_runtime_rejects(tmp_path, host):
@@ -438,6 +704,8 @@ def test_a_write_that_fails_is_exit_1(tmp_path, host):
         (["--hook", "b"], "--hook takes the bundle from the OCI state"),
         (["--hook", "--sandbox-id", "x"], "not --sandbox-id"),
         (["/nonexistent-bundle"], "bundle directory '/nonexistent-bundle' does not exist"),
+        (["b", "--hypervisor", "kvm"], "--hypervisor 'kvm': expected one of clh, dragonball,"),
+        (["b", "--hypervisor", "qemu", "--kata-config", "/k.toml"], "--hypervisor and --kata-config: give one"),
     ],
 )
 def test_usage_errors_are_exit_2(args, fragment):

@@ -8,6 +8,7 @@ import sys
 from cdigen.argv import Argument, Command, Option
 from cdigen.cli.argv import help_text, parse, usage_error
 from cdigen.errors import UsageError
+from cdigen.values import quoted
 
 SUMMARY = "Write Kata's DAN file for a pod sandbox from its network facts."
 DESCRIPTION = """\
@@ -15,8 +16,10 @@ Writes Kata's DAN file DAN_DIR/SANDBOX_ID.json (atomic, mode 0600) for the pod s
 BUNDLE, from the network facts in its config.json annotations (Multus network-status, OVN
 pod-networks), the device-info files and the CNI result cache, matched to the host's devices
 (sysfs under --root). A VFIO NIC becomes a `vfio` device (Go runtime), a tap a `host-tap`
-one and a vhost-user socket a `vhost-user` one (runtime-rs). A workload container's bundle
-(CRI container-type "container") is skipped.
+one and a vhost-user socket a `vhost-user` one (runtime-rs). With --hypervisor or
+--kata-config, a device type that hypervisor cannot attach is refused (vfio: QEMU and Cloud
+Hypervisor; vhost-user: Dragonball only; docs/vm.md). A workload container's bundle (CRI
+container-type "container") is skipped.
 
 With --hook, no BUNDLE: it comes from the OCI state on stdin.
 """
@@ -31,6 +34,18 @@ COMMAND = Command(
             "ID",
             "The sandbox id. Default: the io.kubernetes.cri.sandbox-id or io.kubernetes.cri-o.SandboxID "
             "annotation; both given must agree.",
+        ),
+        Option(
+            "--hypervisor",
+            "NAME",
+            "The sandbox's hypervisor, as Kata's configuration names it ([hypervisor.NAME]: qemu, clh, "
+            "dragonball...): a network whose DAN device type it cannot attach is refused.",
+        ),
+        Option(
+            "--kata-config",
+            "FILE",
+            "Kata's configuration file (and its config.d/): the hypervisor is the one it runs the sandbox "
+            "under. Not with --hypervisor.",
         ),
         Option("--delete", None, "Remove the file instead (when the sandbox ends; absent is fine)."),
         Option(
@@ -55,6 +70,15 @@ def parse_args(argv: list[str]) -> dict | None:
     for option in COMMAND.options:
         if args[option.key] == "":
             raise usage_error(COMMAND, f"{option.name} is empty")
+    if args["hypervisor"] is not None and args["kata_config"] is not None:
+        raise usage_error(COMMAND, "--hypervisor and --kata-config: give one of them")
+    if args["hypervisor"] is not None:
+        from cdigen.pod.kataconfig import HYPERVISORS
+
+        if args["hypervisor"] not in HYPERVISORS:
+            raise usage_error(
+                COMMAND, f"--hypervisor {quoted(args['hypervisor'])}: expected one of {', '.join(HYPERVISORS)}"
+            )
     if args["hook"]:
         if args["bundle"] is not None:
             raise usage_error(COMMAND, "--hook takes the bundle from the OCI state on stdin, not BUNDLE")
@@ -82,7 +106,9 @@ def main(argv: list[str]) -> int:
     if args["delete"]:
         result = dan.delete_dan(bundle, args["dan_dir"], args["sandbox_id"])
     else:
-        result = dan.write_dan(bundle, args["root"], args["dan_dir"], args["sandbox_id"])
+        result = dan.write_dan(
+            bundle, args["root"], args["dan_dir"], args["sandbox_id"], args["hypervisor"], args["kata_config"]
+        )
     if not args["hook"]:  # a runtime does not read a hook's stdout
         sys.stdout.write(render(result))
     return 0

@@ -10,9 +10,11 @@ namespace. Two runtimes read it, with different device types (docs/vm.md):
   only with kata PR #13802.
 
 So each network becomes the one type that fits its device: a PCI function bound to vfio-pci
--> ``vfio``; a vhost-user socket (device-info) -> ``vhost-user``; a host tap device ->
-``host-tap``. A file that mixes vfio with the others is loaded by neither runtime and is
-refused. Everything else is written the way both runtimes parse alike: lower-case keys, CIDR
+-> ``vfio``; a vhost-user socket (device-info, server mode, not created yet: runtime-rs's VMM
+creates it) -> ``vhost-user``; a host tap device -> ``host-tap``. When the sandbox's
+hypervisor is known, a type it cannot attach is refused (CANNOT_ATTACH). A file that mixes
+vfio with the others is loaded by neither runtime and is refused. Everything else is written
+the way both runtimes parse alike: lower-case keys, CIDR
 ``ip_addresses``, a valid unicast ``guest_mac`` always, an explicit ``mtu``, routes with an
 explicit ``dest``, no neighbours (no source has any, and the runtimes disagree on their
 format). A network that no DAN type can carry is an error, because Kata uses the file
@@ -41,6 +43,34 @@ FILE_MODE = 0o600
 IFF_TUN, IFF_TAP = 0x0001, 0x0002
 DEFAULT_MTU = 1500  # runtime-rs's own default when `mtu` is absent; the Go runtime has none
 GO, RS = "Go runtime (and runtime-rs with kata#13802)", "runtime-rs"
+
+
+# Why a DAN device type cannot work with a hypervisor (pod/kataconfig.py HYPERVISORS; docs/vm.md,
+# "Hypervisors"): vfio is hot-plugged by the Go runtime (QEMU, Cloud Hypervisor) or by
+# runtime-rs with kata#13802 (QEMU); host-tap and vhost-user are attached by runtime-rs before
+# the VM starts, and only Dragonball takes a vhost-user network.
+NOT_A_RUNTIME_RS_HYPERVISOR = "runtime-rs has no such hypervisor, and the Go runtime reads no such DAN device"
+CANNOT_ATTACH = {
+    "vfio": {
+        "dragonball": "the Go runtime has no Dragonball driver, and kata#13802 hot-plugs vfio with QEMU only",
+        "firecracker": "Firecracker cannot hot-plug a VFIO device",
+        "openvmm": "runtime-rs reads no vfio device (kata#13802 hot-plugs vfio with QEMU only)",
+        "remote": "the remote hypervisor hot-plugs no device",
+        "stratovirt": "StratoVirt cannot hot-plug a VFIO device",
+    },
+    "vhost-user": {
+        "clh": "runtime-rs's Cloud Hypervisor driver ignores a vhost-user network added before boot",
+        "firecracker": "runtime-rs's Firecracker driver fails on a vhost-user network (unhandled device)",
+        "openvmm": "runtime-rs's OpenVMM driver leaves a vhost-user network out (unsupported device)",
+        "qemu": "runtime-rs's QEMU driver leaves a vhost-user network off its command line (unsupported device)",
+        "remote": "the remote hypervisor attaches no device",
+        "stratovirt": NOT_A_RUNTIME_RS_HYPERVISOR,
+    },
+    "host-tap": {
+        "remote": "the remote hypervisor attaches no device",
+        "stratovirt": NOT_A_RUNTIME_RS_HYPERVISOR,
+    },
+}
 
 
 class DanError(InvalidInput):
@@ -105,6 +135,18 @@ def dan_device_type(facts: NetworkFacts, host: Host) -> tuple[dict, str]:
     if facts.vfio:
         return {"type": "vfio", "pci_device_id": facts.pci_address}, GO
     if info is not None and info.type == "vhost-user":
+        # runtime-rs's VMM creates the socket and listens on it; VhostUserEndpoint::new refuses
+        # a path that exists, so the host must be the side that connects (device-info "server").
+        if info.mode == "client":
+            _fail(
+                f"{where}: vhost-user socket {info.path} is in client mode (the host creates it); "
+                "runtime-rs creates and listens on the socket itself, so it needs server mode"
+            )
+        if os.path.lexists(host.path(info.path.lstrip("/"))):
+            _fail(
+                f"{where}: vhost-user socket {info.path} already exists; runtime-rs refuses an existing "
+                "socket (it creates and listens on it)"
+            )
         return {"type": "vhost-user", "path": info.path}, RS
     if facts.host_interface is not None and is_tap(host, facts.host_interface):
         return {"type": "host-tap", "tap_name": facts.host_interface}, RS
@@ -157,9 +199,12 @@ def dan_device(facts: NetworkFacts, host: Host, sandbox_id: str) -> tuple[dict, 
     return entry, runtime
 
 
-def dan_document(facts: list[NetworkFacts], sandbox_id: str, root: str = "/") -> tuple[dict, list]:
+def dan_document(
+    facts: list[NetworkFacts], sandbox_id: str, root: str = "/", hypervisor: str | None = None
+) -> tuple[dict, list]:
     """(the DAN document, [(guest name, type, device, runtime)]). DanError for a network no type
-    fits, for a file that would mix the runtimes' types, and for no network at all."""
+    fits, or whose type cannot work with `hypervisor` (the sandbox's, when known), for a file
+    that would mix the runtimes' types, and for no network at all."""
     if not facts:
         _fail(
             f"sandbox {sandbox_id}: no pod network in the annotations or the CNI result cache; "
@@ -171,8 +216,12 @@ def dan_document(facts: list[NetworkFacts], sandbox_id: str, root: str = "/") ->
         entry, runtime = dan_device(f, host, sandbox_id)
         devices.append(entry)
         device = entry["device"]
+        kind = device["type"]
+        reason = CANNOT_ATTACH[kind].get(hypervisor)
+        if reason:
+            _fail(f"network {f.name}: a {kind} DAN device cannot work with the {hypervisor} hypervisor: {reason}")
         target = device.get("pci_device_id") or device.get("path") or device.get("tap_name")
-        summary.append((f.interface, device["type"], target, runtime))
+        summary.append((f.interface, kind, target, runtime))
     runtimes = {runtime for *_, runtime in summary}
     if len(runtimes) > 1:
         vfio = next(name for name, kind, *_ in summary if kind == "vfio")
@@ -289,17 +338,25 @@ def write_dan(
     root: str = "/",
     dan_dir: str = DEFAULT_DAN_DIR,
     sandbox_id: str | None = None,
+    hypervisor: str | None = None,
+    kata_config: str | None = None,
 ) -> DanResult:
     """Write the DAN file of the bundle's sandbox (atomic, mode 0600, under a lock on the
     directory, which is made if missing). A bundle whose annotations say it is a workload
-    container, not the sandbox, is skipped. Nothing is written on any error."""
+    container, not the sandbox, is skipped. The sandbox's hypervisor, when known (`hypervisor`,
+    or the Kata configuration file `kata_config`), refuses the device types it cannot attach.
+    Nothing is written on any error."""
     annotations, names = read_bundle(bundle)
     sid = resolve_sandbox_id(annotations, sandbox_id)
     path = dan_path(dan_dir, sid)
     if not is_sandbox(annotations):
         return DanResult(path, sid, "skipped")
+    if kata_config is not None:
+        from cdigen.pod.kataconfig import configured_hypervisor
+
+        hypervisor = configured_hypervisor(kata_config, annotations)
     facts = network_facts(annotations, root, sid, netdevs=names)
-    doc, summary = dan_document(facts, sid, root)
+    doc, summary = dan_document(facts, sid, root, hypervisor)
     data = render(doc)
     _make_dir(dan_dir)
     with locked_dir(dan_dir):
