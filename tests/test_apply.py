@@ -255,7 +255,32 @@ def test_unresolvable_devices_are_all_named(tmp_path, spec_dir):
     bundle = make_bundle(tmp_path, config)
     before = (bundle / "config.json").read_bytes()
     proc = apply(bundle, spec_dir, "--device", "cdigen.io/gpu=gpu0", "--device", "cdigen.io/gpu=gpu7")
-    assert_failed(proc, 3, bundle, before, "unresolvable CDI devices example.com/fpga=f9, cdigen.io/gpu=gpu7\n")
+    assert_failed(
+        proc,
+        3,
+        bundle,
+        before,
+        f"unresolvable CDI devices example.com/fpga=f9, cdigen.io/gpu=gpu7; spec directories: {spec_dir}; devices "
+        "there, nearest first: example.com/fpga=f0, example.com/fpga=f1, cdigen.io/gpu=gpu0, cdigen.io/gpu=gpu1\n",
+    )
+
+
+def test_unresolvable_says_the_spec_directories_were_missing_or_empty(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "gpu.yml").write_text("cdiVersion: 0.5.0\n")  # not a spec file name: .yml
+    bundle = make_bundle(tmp_path)
+    before = (bundle / "config.json").read_bytes()
+    args = ["--spec-dir", tmp_path / "nosuch", "--spec-dir", empty, "--device", "cdigen.io/gpu=gpu0"]
+    proc = run_cdigen("apply", bundle, *args, "--hook-path", HOOK_PATH)
+    assert_failed(
+        proc,
+        3,
+        bundle,
+        before,
+        f"unresolvable CDI devices cdigen.io/gpu=gpu0; spec directories: {tmp_path / 'nosuch'} (missing), "
+        f"{empty} (no .json or .yaml file); no spec file there\n",
+    )
 
 
 @pytest.mark.parametrize(

@@ -324,10 +324,36 @@ def test_unresolvable_devices_are_named_together_in_request_order(tmp_path):  # 
     registry = load.load_registry([str(tmp_path)])
     with pytest.raises(InvalidInput) as e:
         load.resolve(registry, ["vendor1.com/device=dev2", "vendor1.com/device=dev1", "vendor1.com/device=x"])
-    assert str(e.value) == "unresolvable CDI devices vendor1.com/device=dev2, vendor1.com/device=x"
+    assert str(e.value) == (
+        "unresolvable CDI devices vendor1.com/device=dev2, vendor1.com/device=x; "
+        f"spec directories: {tmp_path}; devices there, nearest first: vendor1.com/device=dev1"
+    )
     assert [d.qualified_name for d in load.resolve(registry, ["vendor1.com/device=dev1"])] == [
         "vendor1.com/device=dev1"
     ]
+
+
+def test_unresolvable_lists_the_names_there_nearest_first_and_cut_short(tmp_path):
+    """Every kind's names, even with the kind filter (a mistyped kind is a typical miss), the
+    closest to the missing ones first; over NAMES_SHOWN, the rest counted."""
+    write_spec(tmp_path, "gpu.yaml", gpu_spec(10))
+    write_spec(tmp_path, "a.yaml", spec_with(["dev1", "dev2"]))
+    registry = load.load_registry([str(tmp_path), str(tmp_path / "nosuch")], {"cdigen.io/gpuu"})
+    assert registry.skipped == 2
+    with pytest.raises(InvalidInput) as e:
+        load.resolve(registry, ["cdigen.io/gpuu=gpu7"])
+    names = [f"cdigen.io/gpu=gpu{i}" for i in (7, 0, 1, 2, 3, 4, 5, 6)]
+    assert str(e.value) == (
+        f"unresolvable CDI devices cdigen.io/gpuu=gpu7; spec directories: {tmp_path}, {tmp_path / 'nosuch'} "
+        f"(missing); devices there, nearest first: {', '.join(names)} ... and 4 more"
+    )
+
+
+def test_unresolvable_says_when_no_file_held_a_device(tmp_path):
+    write_spec(tmp_path, "a.yaml", {**spec_with(["dev1"]), "devices": []})
+    registry = load.load_registry([str(tmp_path)])
+    with pytest.raises(InvalidInput, match=r"a.yaml: .*; spec directories: [^;]*; no devices there$"):
+        load.resolve(registry, ["vendor1.com/device=dev1"])
 
 
 def test_unresolvable_device_names_the_broken_file_that_may_define_it(tmp_path):

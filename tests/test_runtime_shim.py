@@ -359,7 +359,12 @@ def test_signals_and_environment_of_the_runtime(fake):
 @pytest.mark.parametrize(
     "env_devices, code, message",
     [
-        ("example.com/fpga=f9", 3, "unresolvable CDI devices example.com/fpga=f9"),
+        (
+            "example.com/fpga=f9",
+            3,
+            "unresolvable CDI devices example.com/fpga=f9; spec directories: {cdi}; devices there, nearest first: "
+            "example.com/fpga=f0, example.com/fpga=f1",
+        ),
         ("nvidia.com/gpu", 3, "config.json: process.env CDIGEN_DEVICES: 'nvidia.com/gpu': expected vendor/class=name"),
     ],
 )
@@ -371,6 +376,7 @@ def test_failed_injection_starts_nothing(fake, tmp_path, env_devices, code, mess
     before = (bundle / "config.json").read_bytes()
     log = tmp_path / "log.json"
     argv = ["--log", str(log), "--log-format", log_format, "create", "--bundle", str(bundle), "c1"]
+    message = message.format(cdi=tmp_path / "cdi")
 
     proc = shim(fake, *argv)
 
@@ -552,7 +558,10 @@ def test_runc_failed_injection_leaves_no_container(engine, net, rootfs, tmp_path
     cid, code, stderr = engine.create(bundle, tmp_path / "container.out")
 
     assert code == 3
-    message = f"cdigen: error: runtime create {cid}: unresolvable CDI devices {KIND}=nic9"
+    message = (
+        f"cdigen: error: runtime create {cid}: unresolvable CDI devices {KIND}=nic9; spec directories: "
+        f"{engine.spec_dir}; devices there, nearest first: {KIND}=nic0"
+    )
     assert stderr == message + "\n"
     with open(os.path.join(bundle, "log.json")) as f:
         assert json.loads(f.read())["msg"] == message

@@ -16,6 +16,7 @@ from cdigen.cdi import goyaml
 from cdigen.cdi.spec import LIBRARY_VERSION, SpecError, check_spec
 from cdigen.errors import InvalidInput
 from cdigen.files import UnreadableFile, read_regular
+from cdigen.values import one_line
 
 DEFAULT_SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")  # priority 0, 1: the later wins
 SPEC_SUFFIXES = (".json", ".yaml")  # case-sensitive, no .yml (as in Go)
@@ -52,15 +53,16 @@ class Device(namedtuple("Device", "spec data")):
 class Registry:
     """What the reference library's cache holds after a refresh."""
 
-    __slots__ = ("specs", "devices", "errors", "files", "allow_insecure", "skipped")
+    __slots__ = ("specs", "devices", "errors", "files", "allow_insecure", "skipped", "dirs")
 
-    def __init__(self, allow_insecure: bool = False):
+    def __init__(self, allow_insecure: bool = False, dirs: list[str] = ()):
         self.specs: list[Spec] = []
         self.devices: dict[str, Device] = {}  # qualified name -> device
         self.errors: dict[str, list[str]] = {}  # file or directory -> messages
         self.files: list[str] = []  # every spec file looked at, in order
         self.allow_insecure = allow_insecure  # load specs that non-root users can change, even as root
         self.skipped = 0  # files not parsed because they cannot define a requested kind
+        self.dirs = list(dirs)  # the spec directories read (load_registry), for resolve's message
 
     def __repr__(self) -> str:
         return "Registry(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
@@ -213,7 +215,7 @@ def load_registry(
     `may_define`): the devices of those kinds, their conflicts and their errors are what they
     would be with every file parsed; only other kinds' errors go unreported. As root, files and
     directories that `untrusted` refuses are errors, unless `allow_insecure`."""
-    registry = Registry(allow_insecure=allow_insecure)
+    registry = Registry(allow_insecure=allow_insecure, dirs=dirs)
     groups = [[] for _ in dirs]
     for priority, path in spec_files(dirs, registry):
         groups[priority].append(path)
@@ -292,10 +294,48 @@ def resolve(registry: Registry, requested: list[str]) -> list[Device]:
     any unknown name fails the whole request (as the reference library does), naming every unknown one."""
     missing = [q for q in requested if q not in registry.devices]
     if missing:
-        message = "unresolvable CDI devices " + ", ".join(missing)
-        if registry.errors:  # with a kind filter, only files that could define them
-            message += (
-                " (spec errors: " + "; ".join(f"{path}: {msgs[0]}" for path, msgs in registry.errors.items()) + ")"
-            )
-        raise InvalidInput(message)
+        raise InvalidInput(unresolvable(registry, missing))
     return [registry.devices[q] for q in requested]
+
+
+NAMES_SHOWN = 8  # of the devices that do exist, in the one-line error
+
+
+def unresolvable(registry: Registry, missing: list[str]) -> str:
+    """The one-line error for `missing`: the names, the spec errors that may explain them, the
+    directories read and the devices there, nearest to the missing names first. Only on this
+    path is everything parsed (a kind filter skipped the other kinds' files) and difflib imported."""
+    from difflib import SequenceMatcher
+
+    message = "unresolvable CDI devices " + ", ".join(missing)
+    if registry.errors:  # with a kind filter, only files that could define them
+        message += " (spec errors: " + "; ".join(f"{path}: {msgs[0]}" for path, msgs in registry.errors.items()) + ")"
+    if not registry.dirs:
+        return message
+    with_files = {os.path.normpath(os.path.dirname(path)) for path in registry.files}
+    message += "; spec directories: " + ", ".join(
+        one_line(d, 200) + _dir_note(d, with_files, registry.errors) for d in registry.dirs
+    )
+    if not registry.files:
+        return message + "; no spec file there"
+    everything = load_registry(registry.dirs, allow_insecure=registry.allow_insecure) if registry.skipped else registry
+    names = sorted(everything.devices)
+    if not names:
+        return message + "; no devices there"
+
+    def closeness(name: str) -> float:
+        return max(SequenceMatcher(None, want, name).ratio() for want in missing)
+
+    names.sort(key=closeness, reverse=True)  # stable: equally close names stay sorted
+    shown = ", ".join(names[:NAMES_SHOWN])
+    if len(names) > NAMES_SHOWN:
+        shown += f" ... and {len(names) - NAMES_SHOWN} more"
+    return message + f"; devices there, nearest first: {shown}"
+
+
+def _dir_note(directory: str, with_files: set[str], errors: dict) -> str:
+    """ " (missing)" or " (no .json or .yaml file)" for a spec directory that gave no file; ""
+    when it gave some, or its error (unreadable, untrusted) is among the spec errors already."""
+    if os.path.normpath(directory) in with_files or directory in errors:
+        return ""
+    return " (missing)" if not os.path.exists(directory) else " (no .json or .yaml file)"
