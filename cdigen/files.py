@@ -208,6 +208,7 @@ def remove_stale_temps(path: str) -> list[str]:
 
 
 DEFAULT_LOCK_TIMEOUT = 10.0  # seconds; README "apply"
+LOCK_NOTICE_AFTER = 1.0  # seconds of waiting before the one line that says who holds the lock
 
 
 class locked_dir:  # lower case: used like a function, `with locked_dir(directory):`
@@ -218,7 +219,9 @@ class locked_dir:  # lower case: used like a function, `with locked_dir(director
     not exclude a writer that opens the new one. Two `cdigen apply` runs on one bundle
     serialise here; each reads config.json after taking the lock. No lock file is left behind.
     Anyone who can open the directory can hold the lock, so the wait is bounded: then a
-    one-line error names the directory (exit 1) and nothing is changed."""
+    one-line error names the directory (exit 1) and nothing is changed. A wait longer than
+    LOCK_NOTICE_AFTER is said once on stderr, with the holder's pid (`flock_holder`), so that
+    a slow start is never silent."""
 
     def __init__(self, directory: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         self.directory, self.timeout = directory, timeout
@@ -231,21 +234,55 @@ class locked_dir:  # lower case: used like a function, `with locked_dir(director
             self.fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as e:
             raise CdigenError(f"cannot open {self.directory}: {e.strerror}") from None
-        deadline = time.monotonic() + self.timeout
+        started = time.monotonic()
+        deadline, notice = started + self.timeout, started + LOCK_NOTICE_AFTER
         delay = 0.001
         while True:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= deadline:
                     os.close(self.fd)
                     raise CdigenError(
                         f"{self.directory}: another process has held its lock (flock) for {self.timeout:g} s; "
                         "nothing changed"
                     ) from None
+                if now >= notice:
+                    notice = deadline  # once
+                    self._say_waiting()
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
 
+    def _say_waiting(self) -> None:
+        import sys
+
+        pid = flock_holder(self.fd)
+        holder = f"pid {pid}" if pid else "another process"
+        sys.stderr.write(
+            f"cdigen: waiting for the lock on {self.directory} held by {holder} (up to {self.timeout:g} s)\n"
+        )
+        sys.stderr.flush()
+
     def __exit__(self, *exc) -> None:
         os.close(self.fd)  # releases the lock
+
+
+def flock_holder(fd: int) -> int | None:
+    """The pid of a process holding a flock on `fd`'s file, from /proc/locks: the kernel's own
+    table, read only while waiting, so that holders need write nothing (no pid file to go stale
+    or to leave behind). None when not known: the lock went meanwhile, or its holder is outside
+    our pid namespace (the kernel shows it as 0)."""
+    st = os.fstat(fd)
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        table = read_head("/proc/locks", 1 << 22).decode("ascii", "replace")
+    except UnreadableFile:
+        return None
+    for line in table.splitlines():
+        # "3: FLOCK  ADVISORY  WRITE 4242 00:2d:1234 0 EOF"; a blocked waiter's line has "->" after "3:"
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where and fields[4].isdigit():
+            return int(fields[4]) or None
+    return None

@@ -3,6 +3,8 @@ the old file survives any failure; modes are kept; nothing is left over."""
 
 import os
 import stat
+import subprocess
+import sys
 import threading
 import time
 
@@ -10,6 +12,8 @@ import pytest
 
 from cdigen.errors import CdigenError
 from cdigen.files import UnreadableFile, atomic_write, locked_dir, open_regular, read_head, read_regular
+from tests.helpers.proc import run_cdigen
+from tests.helpers.specs import HOOK_PATH, gpu_spec, make_bundle, write_spec
 
 
 def test_read_regular_is_bounded_and_says_why_it_cannot_read(tmp_path):
@@ -111,3 +115,28 @@ def test_a_device_node_or_fifo_is_written_into_never_replaced(tmp_path):
         os.close(reader)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
+
+
+@pytest.mark.parametrize("held_s, says", [(2.5, True), (0.2, False)])
+def test_apply_says_once_who_holds_the_bundle_lock_after_a_second(tmp_path, held_s, says):
+    """A real second process holds the bundle's flock: a wait over LOCK_NOTICE_AFTER is one
+    line naming its pid and the longest wait; a shorter one, or a free lock, is silent."""
+    spec_dir = tmp_path / "cdi"
+    write_spec(spec_dir, "gpu.yaml", gpu_spec(1))
+    bundle = make_bundle(tmp_path)
+    code = (
+        f"import fcntl, os, time\nfd = os.open({str(bundle)!r}, os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+        f"print('held', flush=True)\ntime.sleep({held_s})\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        proc = run_cdigen(
+            "apply", bundle, "--spec-dir", spec_dir, "--device", "cdigen.io/gpu=gpu0", "--hook-path", HOOK_PATH
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 0, proc.stderr
+    waited = f"cdigen: waiting for the lock on {bundle} held by pid {holder.pid} (up to 10 s)\n"
+    assert proc.stderr == (waited if says else "")
