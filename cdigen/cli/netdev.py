@@ -16,12 +16,15 @@ from cdigen.values import quoted
 SUMMARY = "Bring home the netdevs that cdigen put into containers (host name, MTU, alias)."
 RESTORE_SUMMARY = (
     "Return every interface carrying cdigen's record in its alias (or only the HOSTIFs named) to "
-    "its host name, host MTU, up state and earlier alias; report each on stdout."
+    "its host name, host MTU, addresses, bridge, up state and earlier alias; report each on stdout."
 )
 RESTORE_DESCRIPTION = """\
 Each interface that cdigen put into a container carries cdigen's record in its interface
 alias ("cdigen host=HOSTIF mtu=MTU up=0|1"); a physical NIC keeps it when the kernel returns
-it from a dead container namespace as net0 or devN.
+it from a dead container namespace as net0 or devN. Such an interface still in a network
+namespace that no process is in (a container's, kept by a mount after the container ended)
+is brought back first; one in a namespace where a process runs is left there (named, it is
+reported).
 
 Exit status: 0 when every interface is home; 1 when any could not be restored (its host name
 is taken, say), after trying all the others.
