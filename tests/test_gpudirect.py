@@ -122,11 +122,11 @@ def test_without_peermem_scan_warns_and_topo_says_no(tree):
     assert report == {
         "peermem": False,
         "dmabuf": None,
-        "matrix": {"GPU0": {"NIC0": "no", "NIC1": "no"}, "GPU1": {"NIC0": "no", "NIC1": "no"}},
+        "matrix": {"gpu0": {"NIC0": "no", "NIC1": "no"}, "gpu1": {"NIC0": "no", "NIC1": "no"}},
         "notes": {},
     }
     table = run_cdigen("topo", "--root", root, check=0).stdout.splitlines()
-    assert "  GPU0 - NIC0: no" in table
+    assert "  gpu0 - NIC0: no" in table
 
 
 @pytest.mark.parametrize(
@@ -162,8 +162,8 @@ def test_acs_redirect_sends_the_pair_through_the_cpu(tree):
         "port, or enable ATS on the NIC)",
     ]
     report = json.loads(run_cdigen("topo", "--root", root, "--json", check=0).stdout)["gpudirectRdma"]
-    assert report["matrix"]["GPU0"] == {"NIC0": "cpu", "NIC1": "cpu"}
-    assert report["notes"]["GPU0-NIC0"] == (
+    assert report["matrix"]["gpu0"] == {"NIC0": "cpu", "NIC1": "cpu"}
+    assert report["notes"]["gpu0-NIC0"] == (
         "ACS P2P Request Redirect on 0000:42:00.0, 0000:42:01.0: through the root complex"
     )
 

@@ -373,11 +373,12 @@ def test_topo_table():
     # Piped into a file with an 80-column default: the matrix must not be folded or elided.
     proc = run_cdigen("topo", "--example", "hgx-h100", env={"COLUMNS": "80"}, check=0)
     lines = proc.stdout.splitlines()
-    header = next(line for line in lines if "GPU0" in line and "NIC9" in line)
-    assert header.split() == [f"GPU{i}" for i in range(8)] + [f"NIC{i}" for i in range(10)] + ["NUMA"]
-    gpu0 = next(line.split() for line in lines if line.split()[:2] == ["GPU0", "X"])
+    header = next(line for line in lines if "gpu0" in line and "NIC9" in line)
+    assert header.split() == [f"gpu{i}" for i in range(8)] + [f"NIC{i}" for i in range(10)] + ["NUMA"]
+    gpu0 = next(line.split() for line in lines if line.split()[:3] == ["gpu0", "(GPU0)", "X"])
     assert gpu0 == [
-        "GPU0",
+        "gpu0",
+        "(GPU0)",
         "X",
         "PIX",
         "NODE",
@@ -400,7 +401,7 @@ def test_topo_table():
     ]
     assert "  PIX  = Connection traversing at most a single PCIe bridge" in lines
     assert "  NIC2: mlx5_2 (0000:17:00.0, enp23s0np0)" in lines
-    assert "  GPU0: 0000:13:00.0 /dev/nvidia0" in lines
+    assert "  gpu0 (GPU0): 0000:13:00.0 /dev/nvidia0" in lines
 
 
 # ---------------------------------------------------------------------------- topologies of issue 13
@@ -425,7 +426,7 @@ def test_dual_port_adapter_on_a_root_port():
     report = topo_json("--example", "dual-port")
     m = report["matrix"]
     assert m["NIC0"]["NIC1"] == m["NIC1"]["NIC0"] == "PIX"  # they share the root port: nvidia-smi says PIX
-    assert m["GPU0"]["NIC0"] == m["GPU0"]["NIC1"] == "PHB"  # another root port of the host bridge
+    assert m["gpu0"]["NIC0"] == m["gpu0"]["NIC1"] == "PHB"  # another root port of the host bridge
     assert [(n["name"], n["pciAddress"], n["rdma"]) for n in report["nics"]] == [
         ("NIC0", "0000:02:00.0", ["mlx5_0"]),
         ("NIC1", "0000:02:00.1", ["mlx5_1"]),
@@ -450,7 +451,7 @@ def test_dual_port_adapter_on_a_root_port():
 def test_bare_metal_with_nothing_within_pxb():
     report = topo_json("--example", "node-only")
     m = report["matrix"]
-    assert [m["GPU0"][c] for c in ("GPU1", "GPU2", "NIC0", "NIC1", "NIC2", "NIC3")] == [
+    assert [m["gpu0"][c] for c in ("gpu1", "gpu2", "NIC0", "NIC1", "NIC2", "NIC3")] == [
         "PIX",
         "SYS",
         "NODE",
@@ -490,7 +491,7 @@ def test_roce_and_ib_ports_of_one_adapter_stay_together():
         "NIC1": ["Ethernet"],
     }
     assert {v for row in report["matrix"].values() for v in row.values()} == {"X", "PIX"}
-    assert [(g["name"], g["nics"]) for g in report["gpus"]] == [("GPU0", ["NIC0", "NIC1"]), ("GPU1", [])]
+    assert [(g["name"], g["nics"]) for g in report["gpus"]] == [("gpu0", ["NIC0", "NIC1"]), ("gpu1", [])]
     spec = load_yaml(scan("--example", "vpi-ports").stdout)
     assert nets(spec) == {
         "gpu0": ["ibp85s0f0", "enp85s0f1np1"],
@@ -500,7 +501,7 @@ def test_roce_and_ib_ports_of_one_adapter_stay_together():
     assert "/dev/infiniband/rdma_cm" in nodes(spec, "gpu0") and "/dev/infiniband/rdma_cm" not in nodes(spec, "gpu1")
     split = topo_json("--example", "vpi-ports", "--split-ports")
     assert split["splitPorts"] is True
-    assert [(g["name"], g["nics"]) for g in split["gpus"]] == [("GPU0", ["NIC0"]), ("GPU1", ["NIC1"])]
+    assert [(g["name"], g["nics"]) for g in split["gpus"]] == [("gpu0", ["NIC0"]), ("gpu1", ["NIC1"])]
     spec = load_yaml(scan("--example", "vpi-ports", "--split-ports").stdout)
     assert nets(spec) == {"gpu0": ["ibp85s0f0"], "gpu1": ["enp85s0f1np1"], "all": ["ibp85s0f0", "enp85s0f1np1"]}
     assert all("/dev/infiniband/rdma_cm" in nodes(spec, d) for d in ("gpu0", "gpu1", "all"))
@@ -511,8 +512,8 @@ def test_roce_and_ib_ports_of_one_adapter_stay_together():
 def test_gpu_behind_a_nic_switch_is_pxb_to_that_nic():
     report = topo_json("--example", "nic-switch")
     m = report["matrix"]
-    assert [m[f"GPU{i}"][f"NIC{i}"] for i in range(4)] == ["PXB"] * 4  # the CX-7 switch + the GPU's own
-    assert [m["GPU0"][c] for c in ("GPU1", "GPU2", "NIC1", "NIC2")] == ["NODE", "SYS", "NODE", "SYS"]
+    assert [m[f"gpu{i}"][f"NIC{i}"] for i in range(4)] == ["PXB"] * 4  # the CX-7 switch + the GPU's own
+    assert [m["gpu0"][c] for c in ("gpu1", "gpu2", "NIC1", "NIC2")] == ["NODE", "SYS", "NODE", "SYS"]
     assert [(g["pciAddress"], g["nics"]) for g in report["gpus"]] == [
         ("0000:06:00.0", ["NIC0"]),
         ("0000:26:00.0", ["NIC1"]),
@@ -526,16 +527,18 @@ def test_gpu_behind_a_nic_switch_is_pxb_to_that_nic():
 
 def test_topo_numbers_nics_as_nvidia_smi(tree):
     # Plain Ethernet first in PCI order, then an IB HCA, a RoCE PF with 2 VFs, another HCA:
-    # nvidia-smi numbers RDMA devices only, VFs included: mlx5_0 NIC0, mlx5_1 NIC1 (PF),
-    # mlx5_2/3 NIC2/3 (VFs, not shown), mlx5_4 NIC4.
+    # nvidia-smi numbers and lists RDMA devices only, VFs included: mlx5_0 NIC0, mlx5_1 NIC1
+    # (PF), mlx5_2/3 NIC2/3 (its VFs), mlx5_4 NIC4.
     root = tree("numa 0\npci 0000:00 numa=0 ports: eth switch(gpu ib) roce:vf2 ib")
     report = topo_json("--root", root)
-    assert [(n["name"], n["rdma"]) for n in report["nics"]] == [
-        ("NIC0", ["mlx5_0"]),
-        ("NIC1", ["mlx5_1"]),
-        ("NIC4", ["mlx5_4"]),
+    assert [(n["name"], n["rdma"], n["physfn"]) for n in report["nics"]] == [
+        ("NIC0", ["mlx5_0"], None),
+        ("NIC1", ["mlx5_1"], None),
+        ("NIC2", ["mlx5_2"], "0000:06:00.0"),
+        ("NIC3", ["mlx5_3"], "0000:06:00.0"),
+        ("NIC4", ["mlx5_4"], None),
     ]
-    assert list(report["matrix"]) == ["GPU0", "NIC0", "NIC1", "NIC4"]
+    assert list(report["matrix"]) == ["gpu0", "NIC0", "NIC1", "NIC2", "NIC3", "NIC4"]
     assert report["otherNics"] == [
         {
             "pciAddress": "0000:01:00.0",
@@ -544,11 +547,11 @@ def test_topo_numbers_nics_as_nvidia_smi(tree):
         }
     ]
     lines = run_cdigen("topo", "--root", root, check=0).stdout.splitlines()
-    header = next(line for line in lines if "GPU0" in line and "NUMA" in line)
-    assert header.split() == ["GPU0", "NIC0", "NIC1", "NIC4", "NUMA"]
+    header = next(line for line in lines if "gpu0" in line and "NUMA" in line)
+    assert header.split() == ["gpu0", "NIC0", "NIC1", "NIC2", "NIC3", "NIC4", "NUMA"]
     assert "  NIC0: mlx5_0 (0000:05:00.0, ibp5s0)" in lines
     assert "  NIC1: mlx5_1 (0000:06:00.0, enp6s0np0, 2 VFs)" in lines
+    assert "  NIC2: mlx5_2 (0000:06:00.2, enp6s0f2; VF of NIC1)" in lines
     assert "  NIC4: mlx5_4 (0000:07:00.0, ibp7s0)" in lines
-    assert "  (numbers as nvidia-smi's; VFs and a NIC's extra RDMA devices are not shown)" in lines
     assert "Without RDMA (not in nvidia-smi's matrix, never assigned):" in lines
     assert "  0000:01:00.0 (enp1s0)" in lines

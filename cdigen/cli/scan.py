@@ -1,7 +1,8 @@
-"""`cdigen scan` (host topology -> CDI spec) and `cdigen topo` (the GPU/NIC matrix).
+"""`cdigen scan` (host topology -> CDI spec); the discovery and options it shares with
+`cdigen topo` (cli/topo.py).
 
-Thin: parse options, call the scan stage (cdigen/scan/), render. Heavy modules (ruamel.yaml,
-rich) are imported inside the commands.
+Thin: parse options, call the scan stage (cdigen/scan/), render. Heavy modules (ruamel.yaml)
+are imported inside the commands.
 """
 
 import contextlib
@@ -14,6 +15,7 @@ import typer
 from cdigen.cli import OPTION_NAMES, target_version
 from cdigen.cli.app import app
 from cdigen.errors import BadArgument, UsageError
+from cdigen.examples import EXAMPLES
 from cdigen.scan import DEFAULT_CDI_VERSION, DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, MODES, NAME_STRATEGIES
 from cdigen.scan.affinity import Affinity
 
@@ -30,11 +32,7 @@ NameStrategyChoice = _choices("NameStrategyChoice", NAME_STRATEGIES)
 ModeChoice = _choices("ModeChoice", MODES)
 
 ROOT_HELP = "Host root to read sys/ and proc/ from (a fake tree for tests)."
-EXAMPLE_HELP = (
-    "Scan a topology shipped with cdigen instead of the host (hgx-h100, hgx-h100-driver, hgx-h100-roce, "
-    "workstation, switch-pair, cascade, cloud-vm, sriov, no-driver, dual-port, node-only, "
-    "vpi-ports, nic-switch, sriov-vfio, vfio-gpu)."
-)
+EXAMPLE_HELP = f"Scan a topology shipped with cdigen instead of the host ({', '.join(EXAMPLES)})."
 AFFINITY_HELP = (
     "Farthest GPU-NIC relation that may pair them: pix, pxb (default: same PCIe switch "
     "hierarchy), phb (same host bridge), node (same NUMA node), sys (anywhere)."
@@ -270,105 +268,6 @@ def scan(
         atomic_write(output, data, 0o644)
 
 
-@app.command(
-    help="Show how GPUs and NICs are connected, like `nvidia-smi topo -m`, and which NICs `cdigen scan` "
-    "gives to each GPU."
-)
-def topo(
-    root: Annotated[str, typer.Option(help=ROOT_HELP)] = "/",
-    example: Annotated[str | None, typer.Option(help=EXAMPLE_HELP)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the matrix and assignment as JSON.")] = False,
-    nic_affinity: AffinityOption = "pxb",
-    split_ports: SplitPortsOption = False,
-) -> None:
-    from cdigen.scan.gpudirect import report_section
-    from cdigen.scan.report import topo_report
-
-    topology, _prefix = _discover(root, example, driver_files=False)
-    report = topo_report(topology, Affinity[nic_affinity.value.upper()], split_ports)
-    report["gpudirectRdma"] = report_section(topology, report)
-    if as_json:
-        import json
-
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    else:
-        _print_table(report)
-
-
-def _print_table(report: dict) -> None:
-    """The report as `nvidia-smi topo -m` prints it, with cdigen's assignment marked."""
-    from rich.console import Console
-    from rich.table import Table, box
-
-    from cdigen.scan.affinity import LEGEND
-    from cdigen.scan.model import nic_label
-
-    cols = [g["name"] for g in report["gpus"]] + [n["name"] for n in report["nics"]]
-    assigned = {(g["name"], n) for g in report["gpus"] for n in g["nics"]}
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("")
-    for c in cols:
-        table.add_column(c, justify="center")
-    table.add_column("NUMA", justify="center")
-    for row in report["gpus"] + report["nics"]:
-        r = row["name"]
-        cells = [report["matrix"][r][c] + ("*" if (r, c) in assigned or (c, r) in assigned else "") for c in cols]
-        numa = row["numaNode"]
-        table.add_row(r, *cells, "N/A" if numa is None else str(numa))
-    console = Console(highlight=False)
-    if not console.is_terminal:  # a pipe or file: never fold the matrix into unreadable columns
-        natural = console.width
-        console.width = 10_000
-        console.width = max(natural, console.measure(table).maximum)
-    console.print(table)
-    console.print("Legend:\n")
-    for key, text in LEGEND:
-        console.print(f"  {key:<4} = {text}")
-    split = " --split-ports" if report["splitPorts"] else ""
-    console.print(
-        f"  *    = NIC assigned to this GPU by `cdigen scan --nic-affinity {report['nicAffinity'].lower()}{split}`\n"
-    )
-    console.print("GPU Legend:\n")
-    for g in report["gpus"]:
-        where = (
-            f"/dev/nvidia{g['minor']}"
-            if g["minor"] is not None
-            else f"no nvidia driver (driver: {g['driver'] or 'none'})"
-        )
-        console.print(f"  {g['name']}: {g['pciAddress']} {where}")
-    if report["nics"]:
-        console.print("\nNIC Legend:\n")
-    for n in report["nics"]:
-        netdev_names = [d["name"] for d in n["netdevs"]]
-        label = nic_label(n["rdma"], netdev_names, n["pciAddress"])
-        netdevs = ",".join(netdev_names) or "no netdev"
-        vfs = f", {len(n['vfs'])} VFs" if n["vfs"] else ""
-        console.print(f"  {n['name']}: {label} ({n['pciAddress']}, {netdevs}{vfs})")
-    numbers = sorted(int(n["name"][3:]) for n in report["nics"])
-    if numbers != list(range(len(numbers))) or any(n["vfs"] or len(n["rdma"]) > 1 for n in report["nics"]):
-        console.print("  (numbers as nvidia-smi's; VFs and a NIC's extra RDMA devices are not shown)")
-    if report["otherNics"]:
-        console.print("\nWithout RDMA (not in nvidia-smi's matrix, never assigned):\n")
-    for n in report["otherNics"]:
-        netdevs = ",".join(d["name"] for d in n["netdevs"]) or "no netdev"
-        console.print(f"  {n['pciAddress']} ({netdevs})")
-    _print_gpudirect(console, report)
-
-
-def _print_gpudirect(console, report: dict) -> None:
-    """GPUDirect RDMA: the way in, and the verdict of each assigned pair (docs/gpu.md)."""
-    gd = report.get("gpudirectRdma")
-    pairs = [(g["name"], n) for g in report["gpus"] for n in g["nics"]]
-    if not gd or not pairs:
-        return
-    if gd["peermem"]:
-        way = "nvidia_peermem loaded"
-    elif gd["dmabuf"]:
-        way = "DMA-BUF (open kernel module)"
-    else:
-        way = "neither nvidia_peermem nor DMA-BUF: NICs reach GPU memory only through host memory"
-    console.print(f"\nGPUDirect RDMA ({way}); yes = peer-to-peer below the CPU, cpu = through the root complex:\n")
-    for g, n in pairs:
-        verdict = gd["matrix"].get(g, {}).get(n, "no")
-        note = gd["notes"].get(f"{g}-{n}")
-        console.print(f"  {g} - {n}: {verdict}" + (f" ({note})" if note else ""))
+# topo takes the options and discovery above: imported here, it finds them defined whichever of
+# the two modules is imported first.
+from cdigen.cli import topo as topo_command  # noqa: E402, F401 (registers topo)

@@ -74,6 +74,16 @@ EXAMPLES = {
         numa 0
         pci 0000:60 numa=0 ports: switch(gpu roce:vf4)
     """,
+    # An 8x A100 server whose ConnectX-6 Dx cards each have an SR-IOV VF with its own RDMA
+    # device, made after boot (the VFs are mlx5_4..mlx5_7), as in NVIDIA/nccl issue 1405:
+    # `nvidia-smi topo -m` lists all eight RDMA devices; `topo` lists the VFs as such and
+    # never assigns them. One PCIe switch per NUMA node, with four GPUs and two NICs.
+    "a100-sriov": """
+        numa 0-1
+        pci 0000:10 numa=0 ports: switch(gpu:a100 gpu:a100 roce:cx6dx:vf1 gpu:a100 gpu:a100 roce:cx6dx:vf1)
+        pci 0000:90 numa=1 ports: switch(gpu:a100 gpu:a100 roce:cx6dx:vf1 gpu:a100 gpu:a100 roce:cx6dx:vf1)
+        late-vfs
+    """,
     # A GPU without a driver bound (reported, left out of the spec) next to a working one.
     "no-driver": """
         numa 0

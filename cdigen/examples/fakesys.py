@@ -18,9 +18,9 @@ own root port (DDDD:BB:01.0, :02.0, ...); after `bus:` items sit directly on the
 (as in cloud VMs). Items:
 
     switch(ITEM ...)   a PCIe switch: upstream port + one downstream port per item
-    gpu                H100 SXM (3D controller) with the nvidia driver
+    gpu                H100 SXM (3D controller) with the nvidia driver (gpu:a100: A100 SXM4)
     ib | roce | eth    ConnectX-7 InfiniBand (IPoIB netdev) | ConnectX-7 Ethernet with RoCE |
-                       plain Ethernet NIC without RDMA
+                       plain Ethernet NIC without RDMA (roce:cx6dx: a ConnectX-6 Dx)
     adapter(PORT ...)  one multi-port adapter: function N of one PCI device per PORT (ib, roce
                        or eth), e.g. adapter(ib roce) for a VPI card with one port of each
 Modifiers, appended with ':':  gpu:vga (GeForce, VGA class)  gpu:nodrv (no driver bound)
@@ -44,6 +44,9 @@ Lines for the driver and the devices around the GPUs (docs/gpu.md):
     mig MINOR:GI:CI ...       MIG instances (capability minors in /proc/driver/nvidia-caps)
     nopeermem                 module nvidia_peermem not loaded (by default it is, on a host
                               with a GPU and an RDMA NIC)
+    late-vfs                  the VFs were made after boot (by writing sriov_numvfs): their
+                              netdevs and RDMA devices come after every PF's (mlx5_8... on
+                              a host with 8 PFs) instead of after their own PF's
 
 Every bridge gets a binary `config` (256 bytes: header, capability list with the PCI Express
 capability and its Device/Port Type), which discovery reads to tell switch ports apart; a
@@ -53,13 +56,18 @@ Bus numbers are allocated depth-first, as the kernel enumerates: the first root 
 bus 0x10 gets secondary bus 0x11, its switch's internal bus 0x12, the endpoints 0x13, 0x14...
 """
 
+import functools
 import hashlib
 import os
 import re
 from dataclasses import dataclass, field
 
-GPU_IDS = {"h100": (0x2330, 0x030200, "NVIDIA H100 80GB HBM3"), "vga": (0x2684, 0x030000, "NVIDIA GeForce RTX 4090")}
-CX7 = 0x1021
+GPU_IDS = {
+    "h100": (0x2330, 0x030200, "NVIDIA H100 80GB HBM3"),
+    "a100": (0x20B0, 0x030200, "NVIDIA A100-SXM4-40GB"),
+    "vga": (0x2684, 0x030000, "NVIDIA GeForce RTX 4090"),
+}
+CX7, CX6DX, MLX5_VF = 0x1021, 0x101D, 0x101E  # MLX5_VF: ConnectX Family mlx5Gen Virtual Function
 # Bridges (vendor, device): a root port (placeholder ID), PEX890xx switch ports, and the PCIe
 # switch built into a ConnectX-7 ("MT2910 Family [ConnectX-7 PCIe Bridge]", pci.ids 2023-04-11).
 ROOT_PORT, PEX_SWITCH, CX7_SWITCH = (0x8086, 0x352A), (0x1000, 0xC030), (0x15B3, 0x1979)
@@ -107,6 +115,7 @@ class Description:
     imex: int = 0  # IMEX channels
     mig: list[tuple[int, int, int]] = field(default_factory=list)  # (GPU minor, GI, CI)
     peermem: bool = True
+    late_vfs: bool = False  # VFs made after boot: probed after every PF
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -151,6 +160,8 @@ def _parse_extra(desc: Description, words: list[str]) -> bool:
         desc.gdrcopy = True
     elif words == ["nopeermem"]:
         desc.peermem = False
+    elif words == ["late-vfs"]:
+        desc.late_vfs = True
     elif words[0] in ("gds", "imex") and len(words) == 2 and words[1].isdigit():
         setattr(desc, words[0], int(words[1]))
     elif words[0] == "mig" and len(words) > 1 and all(re.fullmatch(r"\d+:\d+:\d+", w) for w in words[1:]):
@@ -191,9 +202,11 @@ def parse(text: str) -> Description:
 class _Tree:
     """Collects the files and symlinks of one tree, then writes them."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, late_vfs: bool = False):
         self.root = root
         self.dirs: set[str] = set()
+        self.late_vfs = late_vfs
+        self.later: list = []  # with late_vfs: the VFs' netdevs and RDMA devices, made after every PF's
         self.ifindex = 1
         self.counters = {"gpu": 0, "mlx5_": 0, "uverbs": 0, "umad": 0, "card": 0, "iommu_group": 0, "vfio": 0}
 
@@ -293,7 +306,7 @@ def bridge_config(
 
 
 def _gpu(t: _Tree, devpath: str, bdf: str, numa: int, mods: dict, minor: int | None) -> None:
-    device, cls, model = GPU_IDS["vga" if "vga" in mods else "h100"]
+    device, cls, model = GPU_IDS[next((m for m in ("vga", "a100") if m in mods), "h100")]
     driver = None if "nodrv" in mods else mods.get("driver", "nvidia")
     _pci_function(t, devpath, bdf, 0x10DE, device, cls, numa, driver)
     if driver != "nvidia" or minor is None:
@@ -381,7 +394,7 @@ def _nic(t: _Tree, parent: str, domain: int, bus: int, slot: int, numa: int, ite
         for k, (dev, vfn) in enumerate(functions):
             bdf = _bdf(domain, bus, dev, vfn)
             devpath = f"{parent}/{bdf}"
-            device = CX7 if k == 0 else 0x101E  # ConnectX Family mlx5Gen Virtual Function
+            device = MLX5_VF if k else CX6DX if "cx6dx" in mods else CX7
             # `vfio`: the PF on vfio-pci; `vfio=vfs`: its VFs (the PF keeps its driver).
             on_vfio = mods.get("vfio", None) == ("vfs" if k else "")
             if kind == "eth":
@@ -395,7 +408,7 @@ def _nic(t: _Tree, parent: str, domain: int, bus: int, slot: int, numa: int, ite
             if k > 0:
                 t.link(f"{devpath}/physfn", f"{parent}/{pf_bdf}")
                 t.link(f"{parent}/{pf_bdf}/virtfn{k - 1}", devpath)
-            name = None
+            name, probe = None, []
             if "nonet" not in mods and not on_vfio:  # vfio-pci: no netdev, no RDMA device
                 # systemd names: f<function> only on multi-function devices, np<port> for mlx5 Ethernet.
                 name = f"{prefix}p{bus}s{dev}" + (
@@ -403,9 +416,14 @@ def _nic(t: _Tree, parent: str, domain: int, bus: int, slot: int, numa: int, ite
                     if k
                     else (f"f{fn}" if multi else "") + (f"np{fn if multi else 0}" if kind == "roce" else "")
                 )
-                _netdev(t, devpath, name, ib, mtu, bdf)
+                probe.append(functools.partial(_netdev, t, devpath, name, ib, mtu, bdf))
             if rdma and not on_vfio:
-                _rdma(t, devpath, ib, name)
+                probe.append(functools.partial(_rdma, t, devpath, ib, name))
+            if k and t.late_vfs:
+                t.later += probe
+            else:
+                for step in probe:
+                    step()
 
 
 class _Buses:
@@ -451,7 +469,7 @@ def _walk(items):
 def build(description: str | Description, root: str) -> str:
     """Write the tree described by `description` under `root` (created if needed); returns root."""
     desc = parse(description) if isinstance(description, str) else description
-    t = _Tree(root)
+    t = _Tree(root, desc.late_vfs)
     # Minors: explicit ones as given, the others in PCI (description) order, skipping those taken.
     gpus = [
         i
@@ -485,6 +503,8 @@ def build(description: str | Description, root: str) -> str:
                 _bridge(t, rp, rp_bdf, hb.numa, secondary, ROOT_PORT)
                 _place(t, item, rp, hb.domain, secondary, 0, hb.numa, alloc, minors)
                 t.write_bytes(f"{rp}/config", bridge_config(ROOT_PORT, ROOT, hb.bus, secondary, alloc.last))
+    for step in t.later:
+        step()
     # A virtual netdev, as on every host: discovery must skip it.
     t.write("sys/devices/virtual/net/lo/type", "772")
     t.write("sys/devices/virtual/net/lo/mtu", "65536")

@@ -34,15 +34,20 @@ def rdma_order(topo: Topology) -> list[RdmaDevice]:
 def topo_report(topo: Topology, limit: Affinity, split_ports: bool = False) -> dict:
     """The matrix and assignment as plain data (what `topo --json` prints).
 
-    Columns: the GPUs in PCI order (nvidia-smi's GPU index), then the RDMA NICs that are not
-    VFs, each named NICk after nvidia-smi's number for its (first) RDMA device, in that order.
-    Functions without an RDMA device (plain Ethernet) are not in nvidia-smi's matrix: they
-    are listed apart, unnumbered."""
+    Rows and columns: the GPUs in PCI order (nvidia-smi's order), each named as `--device`
+    names it in scan's spec (gpu<minor>: scan's default index names; a GPU without one by its
+    PCI address), with nvidia-smi's index beside it (`nvidiaSmiIndex`: the GPUs on the nvidia
+    driver, in PCI order). Then every function with an RDMA device, VFs included as in
+    nvidia-smi's matrix (`physfn` set; never assigned), each named NICk after nvidia-smi's
+    number for its (first) RDMA device, in that order. Functions without an RDMA device (plain
+    Ethernet) are not in nvidia-smi's matrix: they are listed apart, unnumbered."""
     single = topo.single_numa_node
     gpus = list(topo.gpus)  # PCI order, like nvidia-smi's GPU index
+    smi_index = {g.bdf: k for k, g in enumerate(g for g in gpus if g.driver == "nvidia")}
     number = {r.name: k for k, r in enumerate(rdma_order(topo))}
-    nics = sorted((n for n in topo.nics if n.rdma and not n.is_vf), key=lambda n: min(number[r.name] for r in n.rdma))
-    names = {g.bdf: f"GPU{i}" for i, g in enumerate(gpus)} | {
+    nics = sorted((n for n in topo.nics if n.rdma), key=lambda n: min(number[r.name] for r in n.rdma))
+    device = {g.bdf: f"gpu{g.minor}" for g in gpus if g.minor is not None}  # build.py's index names
+    names = {g.bdf: device.get(g.bdf, g.bdf) for g in gpus} | {
         n.bdf: f"NIC{min(number[r.name] for r in n.rdma)}" for n in nics
     }
     chosen = assignment(topo, limit, split_ports)
@@ -62,10 +67,11 @@ def topo_report(topo: Topology, limit: Affinity, split_ports: bool = False) -> d
         "gpus": [
             {
                 "name": names[g.bdf],
+                "nvidiaSmiIndex": smi_index.get(g.bdf),
                 "pciAddress": g.bdf,
                 "numaNode": numa(g.bdf),
                 "minor": g.minor,
-                "device": f"gpu{g.minor}" if g.minor is not None else None,
+                "device": device.get(g.bdf),
                 "uuid": g.uuid,
                 "driver": g.driver,
                 "nics": [names[n.bdf] for n in chosen.get(g.bdf, [])],
@@ -79,6 +85,7 @@ def topo_report(topo: Topology, limit: Affinity, split_ports: bool = False) -> d
                 "numaNode": numa(n.bdf),
                 "rdma": [r.name for r in n.rdma],
                 "netdevs": netdevs(n),
+                "physfn": n.physfn,
                 "vfs": list(n.vfs),
             }
             for n in nics
