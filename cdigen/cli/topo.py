@@ -21,7 +21,6 @@ TOPO_HELP = (
     "NVIDIA GPU."
 )
 # build.py's message for a host without any NVIDIA GPU: topo and scan say the same.
-NO_GPU = "no NVIDIA GPU with the nvidia driver bound (no PCI function of vendor 0x10de, class 0x0300/0x0302)"
 
 
 @app.command(help=TOPO_HELP)
@@ -32,13 +31,13 @@ def topo(
     nic_affinity: AffinityOption = "pxb",
     split_ports: SplitPortsOption = False,
 ) -> None:
-    from cdigen.errors import NoGPU
+    from cdigen.scan.build import no_gpu
     from cdigen.scan.gpudirect import report_section
     from cdigen.scan.report import topo_report
 
     topology, _prefix = _discover(root, example, driver_files=False)
     if not topology.gpus:  # GPUs without a driver still get a matrix: they may be for VMs
-        raise NoGPU(NO_GPU)
+        raise no_gpu(topology)
     report = topo_report(topology, Affinity[nic_affinity.value.upper()], split_ports)
     report["gpudirectRdma"] = report_section(topology, report)
     if as_json:

@@ -122,6 +122,19 @@ def check_name_template(template: str) -> str:
     return template
 
 
+def no_gpu(topo: Topology) -> NoGPU:
+    """The error of a host with no GPU a container can be given (exit 4), for scan and topo."""
+    without = [g.bdf for g in topo.gpus]
+    return NoGPU(
+        "no NVIDIA GPU with the nvidia driver bound"
+        + (
+            f" (found without: {', '.join(without)})"
+            if without
+            else " (no PCI function of vendor 0x10de, class 0x0300/0x0302)"
+        )
+    )
+
+
 def _node(c: CharDev) -> dict:
     return {"path": c.path, "type": "c", "major": c.major, "minor": c.minor}
 
@@ -311,15 +324,7 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
         check_name_template(opts.netdev_name)
     gpus = sorted(topo.usable_gpus, key=lambda g: g.minor)  # devices by /dev/nvidia minor
     if not gpus:
-        without = [g.bdf for g in topo.gpus]
-        raise NoGPU(
-            "no NVIDIA GPU with the nvidia driver bound"
-            + (
-                f" (found without: {', '.join(without)})"
-                if without
-                else " (no PCI function of vendor 0x10de, class 0x0300/0x0302)"
-            )
-        )
+        raise no_gpu(topo)
     warnings: list[ScanWarning] = []
     chosen = assignment(topo, opts.nic_affinity, opts.split_ports)
     candidates = candidate_nics(topo)
