@@ -197,6 +197,9 @@ class Topology:
     gpudirect: GpuDirect | None = None  # scan/gpudirect.py; None: not looked for
     vfio: list[VfioFunction] = field(default_factory=list)  # PCI order: GPUs and NICs on vfio-pci
     vfio_control: CharDev | None = None  # /dev/vfio/vfio, when `vfio` is not empty
+    # The NCCL topology file that decided affinities sysfs could not (host path, under the
+    # scan's root), for the containers' NCCL_TOPO_FILE; None: none used.
+    nccl_topo_path: str | None = None
 
     @property
     def usable_gpus(self) -> list[Gpu]:
