@@ -365,7 +365,7 @@ def test_output_file_is_atomic_and_0644(tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
     assert out.read_text() == scan("--example", "workstation").stdout
     assert os.listdir(tmp_path) == ["cdigen.yaml"]  # no temp file left behind
-    proc = scan("--example", "workstation", "--output", tmp_path / "missing-dir" / "x.yaml", check=1)
+    proc = scan("--example", "workstation", "--output", tmp_path / "cdigen.yaml" / "x.yaml", check=1)
     assert proc.stderr.startswith("cdigen: error: cannot write ") and len(proc.stderr.splitlines()) == 1
 
 

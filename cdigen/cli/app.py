@@ -14,8 +14,7 @@ from typing import Annotated
 import typer
 
 # typer 0.26-0.28 vendor click as typer._click (pyproject.toml bounds typer): its exceptions
-# and Context are what typer's parser raises and makes.
-from typer._click import Context
+# are what typer's parser raises.
 from typer._click.exceptions import NoArgsIsHelpError, NoSuchOption
 from typer._click.exceptions import UsageError as ClickUsageError
 
@@ -55,7 +54,7 @@ HAND_PARSED = {
 }
 
 
-class PlainHelp(Context):
+class PlainHelp(typer.Context):
     """A context whose help is in the hand-parsed commands' form (cli/argv.py `layout`)."""
 
     def get_help(self) -> str:

@@ -7,14 +7,16 @@ are imported inside the commands.
 
 import contextlib
 import enum
+import os
 import sys
 from typing import Annotated
 
 import typer
 
+from cdigen.cdi.consumers import targets_help
 from cdigen.cli import OPTION_NAMES, target_version
 from cdigen.cli.app import app
-from cdigen.errors import BadArgument, UsageError
+from cdigen.errors import BadArgument, CdigenError, UsageError
 from cdigen.examples import EXAMPLES
 from cdigen.scan import DEFAULT_CDI_VERSION, DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, MODES, NAME_STRATEGIES
 from cdigen.scan.affinity import Affinity
@@ -33,32 +35,20 @@ ModeChoice = _choices("ModeChoice", MODES)
 
 ROOT_HELP = "Host root to read sys/ and proc/ from (a fake tree for tests)."
 EXAMPLE_HELP = f"Scan a topology shipped with cdigen instead of the host ({', '.join(EXAMPLES)})."
+# Each option's help is a line or two at 80 columns; the long story is in docs/.
 AFFINITY_HELP = (
-    "Farthest GPU-NIC relation that may pair them: pix, pxb (default: same PCIe switch "
-    "hierarchy), phb (same host bridge), node (same NUMA node), sys (anywhere)."
+    "Farthest GPU-NIC relation that may pair them: pix, pxb (same PCIe switch tree), phb (same host "
+    "bridge), node (same NUMA node), sys (any)."
 )
-NETDEV_CONFIG_HELP = """YAML file: host interface -> settings applied inside the container.
-Example:
-
-\b
-  ibp20s0: {name: net0, address: 192.0.2.10/24, mtu: 4092}
-  ibp22s0:
-    address: 192.0.2.11
-    mask: 255.255.255.0
-
-Keys (all optional): name (container interface name), address (IPv4/IPv6, plain or CIDR),
-mask (dotted IPv4 mask or prefix length), mtu. It overrides the sysfs MTU and the default
-name. Interfaces not on the host or not assigned to a GPU are warned about and ignored."""
-
+NETDEV_CONFIG_HELP = (
+    "YAML: host interface -> its name, address, mask and MTU in the container (docs/netdev.md, "
+    "'The --netdev-config file')."
+)
 MODE_HELP = (
-    "container: devices for containers (GPUs on the nvidia driver with their NICs' netdevs and RDMA nodes). "
-    "vm: only the GPUs and NICs bound to vfio-pci, as VFIO devices for a VM runtime such as Kata "
-    "(vfio-gpu<k> with its nearest VFIO NICs, vfio-nic<k>, all; /dev/vfio nodes, PCI addresses)."
+    "container: GPUs on the nvidia driver with their NICs; vm: only the GPUs and NICs bound to vfio-pci, "
+    "for a VM runtime such as Kata (docs/vm.md)."
 )
-SPLIT_PORTS_HELP = (
-    "Hand out the ports (PCI functions) of a multi-port adapter one by one, so that they may go "
-    "to different GPUs. Default: all ports of an adapter go to the same GPU."
-)
+SPLIT_PORTS_HELP = "Let the ports of a multi-port adapter go to different GPUs. Default: all to one GPU."
 
 AffinityOption = Annotated[AffinityChoice, typer.Option(help=AFFINITY_HELP)]
 SplitPortsOption = Annotated[bool, typer.Option("--split-ports", help=SPLIT_PORTS_HELP)]
@@ -143,19 +133,25 @@ def _netdev_config(path: str) -> dict[str, dict]:
     "NICs (RDMA char devices, netdevs, their settings and the hook that applies them)."
 )
 def scan(
-    root: Annotated[str, typer.Option(help=ROOT_HELP)] = "/",
-    example: Annotated[str | None, typer.Option(help=EXAMPLE_HELP)] = None,
+    root: Annotated[str, typer.Option(metavar="DIR", help=ROOT_HELP)] = "/",
+    example: Annotated[str | None, typer.Option(metavar="NAME", help=EXAMPLE_HELP)] = None,
     output: Annotated[
-        str, typer.Option("--output", "-o", help="Write the spec here (atomically, mode 0644); - = stdout.")
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the spec to FILE (atomically, mode 0644; a missing directory is made, 0755); - = stdout.",
+        ),
     ] = "-",
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Output format.")] = FORMATS[0],
-    vendor: Annotated[str, typer.Option(help="CDI vendor of the kind.")] = DEFAULT_VENDOR,
-    cls: Annotated[str, typer.Option("--class", help="CDI class of the kind.")] = DEFAULT_CLASS,
+    vendor: Annotated[str, typer.Option(metavar="NAME", help="CDI vendor of the kind.")] = DEFAULT_VENDOR,
+    cls: Annotated[str, typer.Option("--class", metavar="NAME", help="CDI class of the kind.")] = DEFAULT_CLASS,
     device_name_strategy: Annotated[
         list[NameStrategyChoice] | None,
         typer.Option(
-            help="Device names: index (gpu0, by /dev/nvidia minor), uuid (GPU-...), pci (0000:13:00.0). "
-            "Repeat to get each GPU under several names.  [default: index]"
+            help="Device names: index (gpu0, by /dev/nvidia minor), uuid (GPU-...), pci (0000:13:00.0); "
+            "repeat for several names per GPU. Default: index."
         ),
     ] = None,
     nic_affinity: AffinityOption = "pxb",
@@ -164,23 +160,23 @@ def scan(
     netdev_name: Annotated[
         str | None,
         typer.Option(
-            help="Container interface name template, e.g. 'net{index}': {index} numbers all netdevs "
-            "of the spec (required, so names never collide), {gpu} is the GPU's minor. "
-            "Default: keep the host name.",
+            help="Container interface names: 'net{n}' numbers each container's NICs net0, net1...; {index} "
+            "numbers all NICs of the spec, {gpu} is the GPU's minor (docs/netdev.md, 'Names'). "
+            "Default: the host name.",
             metavar="TEMPLATE",
         ),
     ] = None,
     hook_path: Annotated[
-        str | None, typer.Option(help="Absolute path of the cdigen executable the hook entries run. Default: this one.")
+        str | None,
+        typer.Option(metavar="PATH", help="Absolute path of the cdigen that the hook entries run. Default: this one."),
     ] = None,
     cdi_version: Annotated[
         str | None,
         typer.Option(
             "--cdi-version",
             metavar="V",
-            help="Write for CDI loaders of version V: only the fields V knows (device annotations from 0.6.0, "
-            "netDevices from 1.1.0; the hook arguments always carry the netdev settings). "
-            f"[default: {DEFAULT_CDI_VERSION}, which every engine release with CDI loads]",
+            help="Write for CDI loaders of version V: only the fields V knows (docs/cdi-conformance.md). "
+            f"Default: {DEFAULT_CDI_VERSION}, which every engine release with CDI loads.",
         ),
     ] = None,
     for_engine: Annotated[
@@ -188,24 +184,23 @@ def scan(
         typer.Option(
             "--for",
             metavar="ENGINE-VERSION",
-            help="Write for that engine release and later ones: podman-4, podman-5.5, containerd-1.7, "
-            "containerd-2.2.1, docker-28, crio-1.35, nerdctl-2.2.1, or any (the default).",
+            help=f"Write for that engine release and later ones: {targets_help()}. Default: any.",
         ),
     ] = None,
     driver_root: Annotated[
         str | None,
         typer.Option(
             metavar="DIR",
-            help="Where the NVIDIA driver's userspace is (a driver container's root, such as "
-            "/run/nvidia/driver); its files are mounted from there. [default: --root]",
+            help="Where the NVIDIA driver's files are (a driver container's root, such as /run/nvidia/driver). "
+            "Default: --root.",
         ),
     ] = None,
     no_driver_files: Annotated[
         bool,
         typer.Option(
             "--no-driver-files",
-            help="Leave the driver's libraries, programs, firmware and sockets out of the spec "
-            "(another spec, such as nvidia-ctk's, brings them).",
+            help="Leave out the driver's libraries, programs, firmware and sockets (another spec, such as "
+            "nvidia-ctk's, brings them).",
         ),
     ] = False,
     mode: Annotated[ModeChoice, typer.Option(help=MODE_HELP)] = MODES[0],
@@ -213,8 +208,8 @@ def scan(
         bool,
         typer.Option(
             "--nic-only",
-            help="Only the NICs, in devices named after their GPUs: no GPU nodes, driver files or GPUDirect "
-            "devices. For hosts whose GPUs come from nvidia-ctk's spec; request both devices.",
+            help="Only the NICs, in devices named after their GPUs, for GPUs from nvidia-ctk's spec (request "
+            "both devices).",
         ),
     ] = False,
 ) -> None:
@@ -263,9 +258,25 @@ def scan(
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
-        from cdigen.files import atomic_write
+        _write(output, data)
 
-        atomic_write(output, data, 0o644)
+
+def _write(path: str, data: bytes) -> None:
+    """The spec written atomically, mode 0644; a missing directory (/etc/cdi on a fresh host)
+    made first, 0755 as the engines' own spec directories, whatever the umask."""
+    from cdigen.files import atomic_write
+
+    directory = os.path.dirname(path)
+    if directory and not os.path.isdir(directory):
+        umask = os.umask(0o022)
+        try:
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+        except OSError as e:  # FileExistsError: a file where a directory of the path should be
+            reason = "Not a directory" if isinstance(e, FileExistsError) else e.strerror
+            raise CdigenError(f"cannot write {path}: {directory}: {reason}") from None
+        finally:
+            os.umask(umask)
+    atomic_write(path, data, 0o644)
 
 
 # topo takes the options and discovery above: imported here, it finds them defined whichever of
