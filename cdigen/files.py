@@ -207,7 +207,7 @@ def remove_stale_temps(path: str) -> list[str]:
     return removed
 
 
-DEFAULT_LOCK_TIMEOUT = 10.0  # seconds; README "apply"
+DEFAULT_LOCK_TIMEOUT = 10.0  # seconds; docs/commands.md "apply"
 LOCK_NOTICE_AFTER = 1.0  # seconds of waiting before the one line that says who holds the lock
 
 

@@ -11,7 +11,7 @@ pattern). An engine runs it where it would run runc:
 
 cdigen/cli/runtime.py reads the arguments, calls `refuse_loop`, `load_settings`, `prepare` and
 `exec_runtime`, and renders a failure (stderr, the runtime's --log). Which runtime, where the
-specs are, where to log: README ("Runtime shim"). This runs at every container operation:
+specs are, where to log: docs/shim.md. This runs at every container operation:
 stdlib only (os, sys) until a device is requested; no re, json, contextlib or signal on a
 pass-through (docs/architecture.md, "Hot path").
 """

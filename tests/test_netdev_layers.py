@@ -117,7 +117,7 @@ def first_host() -> str:
 
 @pytest.fixture
 def scan_spec_dir(tmp_path):
-    """The switch-pair example scanned with a /24 on gpu0's NIC, as README's walk-through does."""
+    """The switch-pair example scanned with a /24 on gpu0's NIC, as docs/commands.md's walk-through does."""
     host = first_host()
     config = tmp_path / "nics.yaml"
     config.write_text(f"{host}: {{address: 192.0.2.10/24}}\n")

@@ -24,7 +24,7 @@ command goes to the real runtime untouched. When injection fails: one line on st
 runtime's --log file, and the runtime is never started.
 
 Register it as the engine's runtime: containerd's BinaryName, CRI-O's runtime_path, podman
---runtime, docker's daemon.json "runtimes" (README, "Runtime shim"). Engines often start a
+--runtime, docker's daemon.json "runtimes" (docs/shim.md). Engines often start a
 runtime with a cleaned environment: prefer the settings file to the variables. The real
 runtime's own help: `runc --help`."""
 
@@ -56,7 +56,7 @@ def help_text() -> str:
     from cdigen.cli.argv import HELP_ROW, layout
 
     settings = [
-        (shim.CONFIG_PATH, f'A JSON object with any of {", ".join(shim.CONFIG_KEYS)} (README, "Runtime shim").'),
+        (shim.CONFIG_PATH, f"A JSON object with any of {', '.join(shim.CONFIG_KEYS)} (docs/shim.md)."),
         (shim.ENV_CONFIG, "Another settings file in its place."),
         (
             shim.ENV_RUNTIME,
