@@ -29,6 +29,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import time
 
 import pytest
@@ -258,3 +259,67 @@ def test_runc_names_nics_per_container_after_apply(net, runc, rootfs, tree, tmp_
     inside = parse_ip_addr(proc.stdout)
     assert "192.0.2.74/26" in inside["net0"]["addrs"] and "192.0.2.10/26" in inside["net1"]["addrs"]
     assert runc.containers() == []
+
+
+def without_poststop(spec: dict) -> dict:
+    """The spec with every poststop hook entry taken out (a hand-edited spec's mistake)."""
+    for d in spec["devices"]:
+        hooks = d["containerEdits"].get("hooks") or []
+        d["containerEdits"]["hooks"] = [h for h in hooks if h["hookName"] != "poststop"]
+    return spec
+
+
+def test_podman_nic_left_without_poststop_is_flagged_and_restored(podman, net, tree, tmp_path):
+    """A spec whose createRuntime entry lacks its poststop twin: the container leaves the NIC in
+    its namespace (held by `ip netns add`) as net0, MTU 9000. validate warns about the spec;
+    `netdev restore NIC` finds the NIC there and brings it home."""
+    root, (nic0, nic1) = fake_host(tree)
+    spec = without_poststop(scan(root, [nic0, nic1], tmp_path / "cdi", "--for", "podman-4", names="net{n}"))
+    with open(tmp_path / "cdi" / "cdigen.yaml", "w") as f:
+        json.dump(spec, f)  # JSON is YAML
+    veth_pair(net, nic0)
+    ns = net.netns()
+    held = tmp_path / "netns"  # podman's fence hides /run: the namespace by a mount outside it
+    held.touch()
+    ip_mount = subprocess.run(["mount", "--bind", ns, held], capture_output=True, text=True)
+    assert ip_mount.returncode == 0, ip_mount.stderr
+    try:
+        proc = podman.podman(
+            tmp_path / "cdi", "run", "--rm", "--runtime", "runc", "--cgroup-parent", f"/{podman.cgroup_parent}",
+            "--network", f"ns:{held}", "--device", f"{KIND}=gpu0", "--rootfs", podman.rootfs, "ip", "link",
+        )  # fmt: skip
+        stranded_and_restored(podman, proc, nic0, ns, tmp_path)
+    finally:
+        subprocess.run(["umount", held], check=False)
+
+
+def stranded_and_restored(podman, proc, nic0: str, ns: str, tmp_path) -> None:
+    assert proc.returncode == 0, proc.stderr
+    assert podman.wait_idle() == []
+    assert link(nic0) is None and link("net0", ns)["mtu"] == 9000  # stranded
+    check = run_cdigen("validate", "--spec-dir", tmp_path / "cdi")
+    assert check.returncode == 0
+    assert "warning" in check.stderr and "poststop" in check.stderr, check.stderr
+
+    back = run_cdigen("netdev", "restore", nic0)
+
+    assert back.returncode == 0, back.stderr
+    assert back.stdout.startswith(f"restored {nic0} (was net0 in ")
+    assert link(nic0)["mtu"] == HOST_MTU and addresses(nic0) == []
+
+
+def test_podman_hook_path_missing_fails_and_validate_says_so(podman, net, tree, tmp_path):
+    """A spec whose hook path does not exist on this host: podman fails to start the container
+    (the runtime cannot exec the hook), the NIC is untouched; validate warned beforehand."""
+    root, (nic0, nic1) = fake_host(tree)
+    scan(root, [nic0, nic1], tmp_path / "cdi", "--for", "podman-4", "--hook-path", "/opt/nowhere/cdigen")
+    veth_pair(net, nic0)
+    check = run_cdigen("validate", "--spec-dir", tmp_path / "cdi")
+    assert check.returncode == 0
+    assert "/opt/nowhere/cdigen" in check.stderr and "warning" in check.stderr, check.stderr
+
+    proc = podman.run(tmp_path / "cdi", [f"{KIND}=gpu0"], ["ip", "link"])
+
+    assert proc.returncode != 0
+    assert "/opt/nowhere/cdigen" in proc.stderr, proc.stderr
+    assert link(nic0) is not None and link(nic0)["mtu"] == HOST_MTU
