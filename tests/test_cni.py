@@ -259,6 +259,7 @@ def test_check_without_add(plugin, tmp_path):
         ("ADD", {"prevResult": None}, {}, 7, "no prevResult: cdigen is a chained plugin"),
         ("ADD", {"record_dir": "records"}, {}, 7, "record_dir: expected an absolute path"),
         ("ADD", {"dan_dir": 5}, {}, 7, "dan_dir: expected an absolute path"),
+        ("ADD", {"hypervisor": "kvm"}, {}, 7, "hypervisor: expected one of clh, dragonball"),
         ("ADD", {"prevResult": {"ips": "x"}}, {}, 7, "prevResult: interfaces and ips must be lists"),
         (
             "ADD",
@@ -353,3 +354,31 @@ def test_dan_file_for_a_vfio_function(monkeypatch, capsys, tmp_path):
     code, out = run_in_process(monkeypatch, capsys, "DEL", config, env)
     assert (code, out) == (0, None)
     assert not (dans / "sandbox1.json").exists() and no_files(records)
+
+
+def test_dan_file_refused_for_a_hypervisor_that_cannot_attach_it(monkeypatch, capsys, tmp_path):
+    """The conflist's `hypervisor` (the Kata sandbox's): a vfio network with Firecracker, which
+    cannot hot-plug VFIO, is a CNI error naming the network and why; no DAN file, no record."""
+    from cdigen.pod import cni
+
+    bdf = "0000:17:00.1"
+    fake_vfio_sysfs(tmp_path / "root", bdf)
+    monkeypatch.setattr(cni, "SYS_ROOT", str(tmp_path / "root"))
+    monkeypatch.setattr(cni, "_link", lambda netns, ifname: None)
+    result = {
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "net1", "mac": "0a:58:0a:0a:00:05", "sandbox": "/var/run/netns/x", "pciID": bdf}],
+        "ips": [{"interface": 0, "address": "10.10.0.5/24"}],
+    }
+    dans, records = tmp_path / "dans", tmp_path / "records"
+    config = {"cniVersion": "1.0.0", "name": "vfio-net", "type": "cdigen", "dan_dir": str(dans),
+              "record_dir": str(records), "hypervisor": "firecracker", "prevResult": result}  # fmt: skip
+    env = {"CNI_CONTAINERID": "sandbox1", "CNI_IFNAME": "net1", "CNI_NETNS": "/var/run/netns/x"}
+
+    code, out = run_in_process(monkeypatch, capsys, "ADD", config, env)
+
+    assert code == 1 and "vfio DAN device cannot work with the firecracker hypervisor" in out["msg"], out
+    assert not (dans / "sandbox1.json").exists() and no_files(records)
+
+    code, out = run_in_process(monkeypatch, capsys, "ADD", config | {"hypervisor": "qemu"}, env)
+    assert code == 0 and (dans / "sandbox1.json").exists()

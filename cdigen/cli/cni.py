@@ -98,6 +98,7 @@ The cdigen CNI plugin, `"type": "cdigen"` in a conflist after the plugin that mo
 CNI_COMMAND ADD | DEL | CHECK | VERSION, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME in the
 environment, the network configuration (with prevResult) on stdin. ADD records the
 interface's facts in /run/cdigen/cni/CONTAINERID/IFNAME.json (plugin key record_dir) and, with
-the key dan_dir, the sandbox's Kata DAN file; it prints prevResult. DEL removes them.
+the key dan_dir, the sandbox's Kata DAN file (refused for what the key hypervisor cannot
+attach); it prints prevResult. DEL removes them.
 Errors: the CNI error object on stdout, exit 1.
 """

@@ -63,6 +63,14 @@ def check_config(conf: dict, command: str) -> None:
         value = conf.get(key)
         if value is not None and not (isinstance(value, str) and os.path.isabs(value)):
             raise CniError(ERR_CONFIG, f"{key}: expected an absolute path, got {value!r}")
+    if conf.get("hypervisor") is not None:  # the Kata sandbox's, for the DAN file
+        from cdigen.pod.kataconfig import HYPERVISORS
+        from cdigen.values import quoted
+
+        if conf["hypervisor"] not in HYPERVISORS:
+            raise CniError(
+                ERR_CONFIG, f"hypervisor: expected one of {', '.join(HYPERVISORS)}, got {quoted(conf['hypervisor'])}"
+            )
     if command != "DEL" and not isinstance(conf.get("prevResult"), dict):
         raise CniError(
             ERR_CONFIG,
@@ -152,7 +160,7 @@ def add(conf: dict, env: dict, warnings: list[str]) -> dict:
     if dan_dir:
         from cdigen.pod import dan
 
-        record["dan"] = dan.add_interface(dan_dir, record, SYS_ROOT)
+        record["dan"] = dan.add_interface(dan_dir, record, SYS_ROOT, conf.get("hypervisor"))
     try:
         cnirecord.write(path, record)
     except BaseException:

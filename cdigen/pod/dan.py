@@ -199,6 +199,17 @@ def dan_device(facts: NetworkFacts, host: Host, sandbox_id: str) -> tuple[dict, 
     return entry, runtime
 
 
+def attachable_device(facts: NetworkFacts, host: Host, sandbox_id: str, hypervisor: str | None) -> tuple[dict, str]:
+    """`dan_device`, refused (DanError) when its type cannot work with `hypervisor` (the
+    sandbox's, when known)."""
+    entry, runtime = dan_device(facts, host, sandbox_id)
+    kind = entry["device"]["type"]
+    reason = CANNOT_ATTACH[kind].get(hypervisor)
+    if reason:
+        _fail(f"network {facts.name}: a {kind} DAN device cannot work with the {hypervisor} hypervisor: {reason}")
+    return entry, runtime
+
+
 def dan_document(
     facts: list[NetworkFacts], sandbox_id: str, root: str = "/", hypervisor: str | None = None
 ) -> tuple[dict, list]:
@@ -213,13 +224,10 @@ def dan_document(
     host = Host(root)
     devices, summary = [], []
     for f in facts:
-        entry, runtime = dan_device(f, host, sandbox_id)
+        entry, runtime = attachable_device(f, host, sandbox_id, hypervisor)
         devices.append(entry)
         device = entry["device"]
         kind = device["type"]
-        reason = CANNOT_ATTACH[kind].get(hypervisor)
-        if reason:
-            _fail(f"network {f.name}: a {kind} DAN device cannot work with the {hypervisor} hypervisor: {reason}")
         target = device.get("pci_device_id") or device.get("path") or device.get("tap_name")
         summary.append((f.interface, kind, target, runtime))
     runtimes = {runtime for *_, runtime in summary}
@@ -387,11 +395,12 @@ def _remove(path: str) -> str:
 # ---------------------------------------------------------------------------- one interface at a time (CNI plugin)
 
 
-def add_interface(dan_dir: str, record: dict, root: str = "/") -> str:
+def add_interface(dan_dir: str, record: dict, root: str = "/", hypervisor: str | None = None) -> str:
     """Put one interface into its sandbox's DAN file, replacing an entry of the same guest
     name; the file's path. `record`: a cdigen CNI record (cdigen/pod/cnirecord.py: containerId,
     ifName, networkName, interface{mac, mtu, hostInterface, pciAddress}, ips, routes,
-    deviceInfo). The whole file is checked as `write_dan` checks it (one runtime's types)."""
+    deviceInfo). The whole file is checked as `write_dan` checks it (one runtime's types, and
+    what `hypervisor` can attach)."""
     sid = check_sandbox_id(record.get("containerId"), "CNI record containerId")
     ifname = record.get("ifName")
     interface = record.get("interface") or {}
@@ -415,7 +424,7 @@ def add_interface(dan_dir: str, record: dict, root: str = "/") -> str:
     facts = facts_from_result(
         result, ifname, record.get("networkName"), root, record.get("deviceInfo"), interface.get("hostInterface")
     )
-    entry, _ = dan_device(facts, Host(root), sid)
+    entry, _ = attachable_device(facts, Host(root), sid, hypervisor)
     path = dan_path(dan_dir, sid)
     _make_dir(dan_dir)
     with locked_dir(dan_dir):
