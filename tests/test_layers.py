@@ -15,7 +15,7 @@ LAYERS = {
     0: ("", "errors", "values"),
     1: ("netdev", "hookentry", "files", "strictjson", "argv", "cdi", "oci", "examples", "pod"),  # base
     2: ("scan", "apply", "validate", "hook", "pod.dan"),  # stages
-    3: ("shim", "pod.cni"),  # entry points composed of stages: the runtime shim, the CNI plugin
+    3: ("shim", "pod.cni", "node"),  # entry points composed of stages: the runtime shim, the CNI plugin, the node agent
     4: ("cli", "entry", "__main__"),
 }
 SHARED = (1, 4)  # layers whose units may import each other; a stage or an entry point never does

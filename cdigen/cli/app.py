@@ -149,6 +149,9 @@ def _register() -> None:
     # isort: split
     from cdigen.cli import scan  # noqa: F401 (registers scan, topo)
 
+    # isort: split
+    from cdigen.cli import deviceplugin  # noqa: F401 (registers device-plugin, refresh)
+
     groups = {(): app, ("netdev",): netdev.register(app)}
     for words, summary in HAND_PARSED.items():
         groups[words[:-1]].command(
