@@ -18,6 +18,7 @@ import grpc
 import pytest
 
 from cdigen.examples import EXAMPLES, fakesys
+from cdigen.node.config import KEYS
 from tests.helpers.kubelet import Agent, Kubelet
 from tests.helpers.proc import fast_tmpdir, run_cdigen
 
@@ -381,7 +382,7 @@ def test_malformed_config_is_said_once_then_waited_on(host, kubelet, agents):
         ("{spec: relative/cdigen.yaml}", "spec: must be an absolute path: 'relative/cdigen.yaml'"),
         ("{nic_affinity: near}", "nic_affinity: 'near': use pix, pxb, phb, node or sys"),
         ("{rescan_seconds: soon}", "rescan_seconds: expected a number, got 'soon'"),
-        ("{colour: blue}", "unknown key 'colour'; known: resource, spec, root, driver_root, kubelet_dir, rescan_seconds, hook_path, vendor, class, device_name_strategy, nic_affinity, split_ports, netdev_config, netdev_name, cdi_version, driver_files, nic_only"),
+        ("{colour: blue}", "unknown key 'colour'; known: " + ", ".join(KEYS)),
         ("[1, 2]", "expected a mapping of settings"),
     ],
 )
