@@ -331,6 +331,19 @@ def test_refresh_writes_only_when_the_spec_changes(host):
 # ---------------------------------------------------------------------------- bad input
 
 
+def test_refresh_into_an_unwritable_directory_is_one_line_exit_1(host, read_only_dir):
+    root, scratch = host
+    spec_dir = read_only_dir({})
+
+    proc = run_cdigen("refresh", "--config", write_config(scratch, root=root, spec=f"{spec_dir}/cdigen.yaml"), check=1)
+
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert errors == [
+        f"cdigen: error: cannot write {spec_dir}/cdigen.yaml: Read-only file system; retried at each rescan"
+    ]
+    assert os.listdir(spec_dir) == []
+
+
 def test_unwritable_spec_directory_is_said_once_and_devices_still_served(host, kubelet, agents, read_only_dir):
     root, scratch = host
     spec_dir = read_only_dir({"other.yaml": "kept\n"})

@@ -4,7 +4,7 @@ config file that cannot be used is said once, and the agent waits for the file t
 
 import os
 
-from cdigen.errors import CdigenError
+from cdigen.errors import EXIT_FAILURE, EXIT_NO_GPU, EXIT_OK, CdigenError
 from cdigen.node import config
 from cdigen.node.inventory import DeviceTable, netdev_table
 from cdigen.node.log import Log
@@ -26,10 +26,13 @@ def keeper(settings: config.Settings, log: Log) -> Keeper:
 
 
 def refresh_once(path: str | None) -> int:
-    """`cdigen refresh`: one scan, the spec written if it changed. Errors raise (one line, exit code)."""
+    """`cdigen refresh`: one scan, the spec written if it changed. Exit 1 when it cannot be
+    written, 4 without a GPU; bad settings raise (one line, exit 3)."""
     log = Log()
     result = keeper(settings_of(path), log).refresh()
-    return 0 if result.spec is not None else 4  # errors.EXIT_NO_GPU, said by the keeper
+    if "write" in log.conditions:  # said by the keeper
+        return EXIT_FAILURE
+    return EXIT_OK if result.spec is not None else EXIT_NO_GPU
 
 
 def _ready(path: str | None, log: Log, stop: Stop) -> Keeper:
