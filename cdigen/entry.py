@@ -1,6 +1,7 @@
 """Console-script entry point. What runs at every container start (the CNI plugin, the runtime
-shim, `hook`, `apply`, `dan`, `netdev restore`) is dispatched here without typer or rich, whose
-import costs more than that work; every other command goes through the typer app.
+shim, `hook`, `apply`, `dan`, `netdev restore`) and the node agent (kubelet waits for its first
+answer) are dispatched here without typer or rich, whose import costs more than that work;
+every other command goes through the typer app.
 """
 
 import os
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
             from cdigen.cli.dan import main as dan_main
 
             return dan_main(argv[1:])
+        if argv[:1] in (["device-plugin"], ["refresh"]):  # kubelet waits for the first answer
+            from cdigen.cli import deviceplugin
+
+            main = deviceplugin.device_plugin_main if argv[0] == "device-plugin" else deviceplugin.refresh_main
+            return main(argv[1:])
         if argv[:2] == ["netdev", "restore"]:
             from cdigen.cli.netdev import main as netdev_restore_main
 

@@ -18,7 +18,7 @@ import typer
 from typer._click.exceptions import NoArgsIsHelpError, NoSuchOption
 from typer._click.exceptions import UsageError as ClickUsageError
 
-from cdigen.cli import apply, dan, hook, netdev, runtime
+from cdigen.cli import apply, dan, deviceplugin, hook, netdev, runtime
 from cdigen.cli.argv import command_error, layout
 from cdigen.errors import EXIT_USAGE
 
@@ -51,6 +51,8 @@ HAND_PARSED = {
     ("cni",): "CNI plugin `type: cdigen` (also as `cdigen` with CNI_COMMAND set): records the chained "
     "result's interface facts, and Kata's DAN file with dan_dir.",
     ("netdev", "restore"): netdev.RESTORE_SUMMARY,
+    ("device-plugin",): deviceplugin.DEVICE_PLUGIN_SUMMARY,
+    ("refresh",): deviceplugin.REFRESH_SUMMARY,
 }
 
 
@@ -148,9 +150,6 @@ def _register() -> None:
 
     # isort: split
     from cdigen.cli import scan  # noqa: F401 (registers scan, topo)
-
-    # isort: split
-    from cdigen.cli import deviceplugin  # noqa: F401 (registers device-plugin, refresh)
 
     groups = {(): app, ("netdev",): netdev.register(app)}
     for words, summary in HAND_PARSED.items():

@@ -1,40 +1,51 @@
 """`cdigen device-plugin` and `cdigen refresh`: the node agent (cdigen/node/, whose docstring
-has the config file, the sockets and the files). Thin: one call each."""
+has the config file, the sockets and the files). Parsed by hand (cdigen/argv.py) and dispatched
+by cdigen/entry.py: typer's import would add a third to the plugin's first answer to kubelet."""
 
-from typing import Annotated
+import sys
 
-import typer
-
-from cdigen.cli.app import app
+from cdigen.argv import Command, Option
+from cdigen.cli.argv import help_text, parse
 from cdigen.errors import CdigenError
 
-CONFIG_HELP = "The node agent's YAML settings (cdigen/node/__init__.py). Default: /etc/cdigen/node-agent.yaml if there."
-ConfigOption = Annotated[str | None, typer.Option("--config", metavar="FILE", help=CONFIG_HELP)]
-
-
-@app.command(
-    name="device-plugin",
-    help="Kubelet's device plugin: one device per GPU of the spec, with its NICs and NUMA node; keeps the spec "
-    "true from kernel uevents and a periodic rescan. Runs until SIGTERM.",
+CONFIG = Option(
+    "--config",
+    "FILE",
+    "The node agent's settings (YAML; cdigen/node/__init__.py). Default: /etc/cdigen/node-agent.yaml.",
 )
-def device_plugin(config: ConfigOption = None) -> None:
+DEVICE_PLUGIN = Command("device-plugin", (CONFIG,))
+REFRESH = Command(
+    "refresh", (CONFIG, Option("--watch", None, "Keep running: rescan on kernel uevents and periodically."))
+)
+DEVICE_PLUGIN_SUMMARY = (
+    "Kubelet's device plugin: one device per GPU of the spec, with its NICs and NUMA node; keeps the spec "
+    "true from kernel uevents and a periodic rescan. Runs until SIGTERM."
+)
+REFRESH_SUMMARY = (
+    "Scan the host and write the spec of the node agent's settings if it changed; with --watch, keep it "
+    "true from kernel uevents and a periodic rescan until SIGTERM."
+)
+
+
+def device_plugin_main(argv: list[str]) -> int:
+    args = parse(argv, DEVICE_PLUGIN)
+    if args is None:
+        sys.stdout.write(help_text(DEVICE_PLUGIN, DEVICE_PLUGIN_SUMMARY))
+        return 0
     try:
         import grpc  # noqa: F401 (the optional dependency, said plainly when missing)
     except ImportError as e:
         raise CdigenError(f"device-plugin needs grpcio and protobuf (pip install 'cdigen[node]'): {e}") from None
     from cdigen.node.agent import run_agent
 
-    raise typer.Exit(run_agent(config, with_plugin=True))
+    return run_agent(args["config"], with_plugin=True)
 
 
-@app.command(
-    help="Scan the host and write the spec of the node agent's settings if it changed; with --watch, keep it "
-    "true from kernel uevents and a periodic rescan until SIGTERM."
-)
-def refresh(
-    config: ConfigOption = None,
-    watch: Annotated[bool, typer.Option("--watch", help="Keep running: rescan on uevents and periodically.")] = False,
-) -> None:
+def refresh_main(argv: list[str]) -> int:
+    args = parse(argv, REFRESH)
+    if args is None:
+        sys.stdout.write(help_text(REFRESH, REFRESH_SUMMARY))
+        return 0
     from cdigen.node.agent import refresh_once, run_agent
 
-    raise typer.Exit(run_agent(config, with_plugin=False) if watch else refresh_once(config))
+    return run_agent(args["config"], with_plugin=False) if args["watch"] else refresh_once(args["config"])
