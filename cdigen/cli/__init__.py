@@ -30,6 +30,7 @@ OPTION_NAMES = {
     "driver_root": "--driver-root",
     "nic_only": "--nic-only",
     "mode": "--mode",
+    "nccl_topo": "--nccl-topo",
 }
 
 

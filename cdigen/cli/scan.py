@@ -49,9 +49,14 @@ MODE_HELP = (
     "for a VM runtime such as Kata (docs/vm.md)."
 )
 SPLIT_PORTS_HELP = "Let the ports of a multi-port adapter go to different GPUs. Default: all to one GPU."
+NCCL_TOPO_HELP = (
+    "NCCL topology file: which GPU and NIC share a PCIe switch where sysfs cannot tell (flat cloud VMs, "
+    "docs/topology.md). Default: NCCL_TOPO_FILE in /etc/nccl.conf under --root."
+)
 
 AffinityOption = Annotated[AffinityChoice, typer.Option(help=AFFINITY_HELP)]
 SplitPortsOption = Annotated[bool, typer.Option("--split-ports", help=SPLIT_PORTS_HELP)]
+NcclTopoOption = Annotated[str | None, typer.Option(metavar="FILE", help=NCCL_TOPO_HELP)]
 # What to read next, after a warning about an option's value.
 SEE_ALSO = {"nic_affinity": "`cdigen topo` shows every pair"}
 
@@ -69,7 +74,12 @@ def _warn(warnings, prefix: str = "") -> None:
 
 
 def _discover(
-    root: str, example: str | None, driver_root: str | None = None, driver_files: bool = True, vm: bool = False
+    root: str,
+    example: str | None,
+    driver_root: str | None = None,
+    driver_files: bool = True,
+    vm: bool = False,
+    nccl_topo: str | None = None,
 ):
     """(topology with its driver files and GPUDirect facts, prefix for warning paths). The
     warnings are printed here. An example looks for driver files only where it describes a
@@ -81,13 +91,13 @@ def _discover(
         from cdigen.examples import example_tree
 
         with example_tree(example) if example else contextlib.nullcontext(root) as tree:
-            topo = sysfs.discover(tree)
+            topo = sysfs.discover(tree, nccl_topo)
         prefix = f"<example {example}>" if example else root.rstrip("/")
         on_vfio = {f"/sys/bus/pci/devices/{f.bdf}" for f in topo.vfio}
         _warn([w for w in topo.warnings if w.path not in on_vfio], prefix)
         return topo, prefix
     if example is None:
-        topo, prefix = sysfs.discover(root), root.rstrip("/")
+        topo, prefix = sysfs.discover(root, nccl_topo), root.rstrip("/")
         _warn(topo.warnings, prefix)
         _gpu_side(topo, root, prefix, driver_root if driver_files else None, driver_files, None)
         return topo, prefix
@@ -97,7 +107,7 @@ def _discover(
 
     prefix = f"<example {example}>"
     with example_tree(example) as tree:
-        topo = sysfs.discover(tree)
+        topo = sysfs.discover(tree, nccl_topo, "/")
         _warn(topo.warnings, prefix)
         _gpu_side(topo, tree, prefix, tree, driver_files and describes_driver(example), "/")
     return topo, prefix
@@ -156,6 +166,7 @@ def scan(
     ] = None,
     nic_affinity: AffinityOption = "pxb",
     split_ports: SplitPortsOption = False,
+    nccl_topo: NcclTopoOption = None,
     netdev_config: Annotated[str | None, typer.Option(help=NETDEV_CONFIG_HELP, metavar="FILE")] = None,
     netdev_name: Annotated[
         str | None,
@@ -236,7 +247,7 @@ def scan(
         ]
         if given:
             raise UsageError(f"--mode vm and {given[0]}: a VFIO function has no netdev and the spec no driver files")
-    topo, _prefix = _discover(root, example, driver_root, not (no_driver_files or nic_only), vm)
+    topo, _prefix = _discover(root, example, driver_root, not (no_driver_files or nic_only), vm, nccl_topo)
     opts = BuildOptions(
         hook_path=hook_path,
         vendor=vendor,

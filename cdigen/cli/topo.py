@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from cdigen.cli.app import app
-from cdigen.cli.scan import EXAMPLE_HELP, ROOT_HELP, AffinityOption, SplitPortsOption, _discover
+from cdigen.cli.scan import EXAMPLE_HELP, ROOT_HELP, AffinityOption, NcclTopoOption, SplitPortsOption, _discover
 from cdigen.scan.affinity import Affinity
 
 TOPO_HELP = (
@@ -21,6 +21,7 @@ TOPO_HELP = (
     "NVIDIA GPU."
 )
 # build.py's message for a host without any NVIDIA GPU: topo and scan say the same.
+FROM_FILE = "~"  # the mark of a class that the NCCL topology file decided
 
 
 @app.command(help=TOPO_HELP)
@@ -30,12 +31,13 @@ def topo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the matrix and assignment as JSON.")] = False,
     nic_affinity: AffinityOption = "pxb",
     split_ports: SplitPortsOption = False,
+    nccl_topo: NcclTopoOption = None,
 ) -> None:
     from cdigen.scan.build import no_gpu
     from cdigen.scan.gpudirect import report_section
     from cdigen.scan.report import topo_report
 
-    topology, _prefix = _discover(root, example, driver_files=False)
+    topology, _prefix = _discover(root, example, driver_files=False, nccl_topo=nccl_topo)
     if not topology.gpus:  # GPUs without a driver still get a matrix: they may be for VMs
         raise no_gpu(topology)
     report = topo_report(topology, Affinity[nic_affinity.value.upper()], split_ports)
@@ -64,6 +66,8 @@ def _print_table(report: dict) -> None:
 
     cols = [g["name"] for g in report["gpus"]] + [n["name"] for n in report["nics"]]
     assigned = {(g["name"], n) for g in report["gpus"] for n in g["nics"]}
+    nccl = report.get("ncclTopoFile")
+    from_file = {(r, c) for r, cs in nccl["decided"].items() for c in cs} if nccl else set()
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("")
     for c in cols:
@@ -72,7 +76,12 @@ def _print_table(report: dict) -> None:
     labels = {g["name"]: _row_label(g) for g in report["gpus"]}
     for row in report["gpus"] + report["nics"]:
         r = row["name"]
-        cells = [report["matrix"][r][c] + ("*" if (r, c) in assigned or (c, r) in assigned else "") for c in cols]
+        cells = [
+            report["matrix"][r][c]
+            + (FROM_FILE if (r, c) in from_file else "")
+            + ("*" if (r, c) in assigned or (c, r) in assigned else "")
+            for c in cols
+        ]
         numa = row["numaNode"]
         table.add_row(labels.get(r, r), *cells, "N/A" if numa is None else str(numa))
     console = Console(highlight=False)
@@ -86,8 +95,15 @@ def _print_table(report: dict) -> None:
         _print_wrapped(console, f"  {key:<4} = {text}", 9)
     split = " --split-ports" if report["splitPorts"] else ""
     console.print(
-        f"  *    = NIC assigned to this GPU by `cdigen scan --nic-affinity {report['nicAffinity'].lower()}{split}`\n"
+        f"  *    = NIC assigned to this GPU by `cdigen scan --nic-affinity {report['nicAffinity'].lower()}{split}`"
     )
+    if nccl:
+        _print_wrapped(
+            console,
+            f"  {FROM_FILE}    = class from the NCCL topology file {nccl['path']} (sysfs says only NODE or SYS)",
+            9,
+        )
+    console.print()
     console.print("GPU Legend:\n")
     for g in report["gpus"]:
         if g["device"] is None:

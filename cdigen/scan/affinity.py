@@ -3,7 +3,8 @@
 Pure functions over `PciFunction`s (docs/topology.md, "Classes"): PIX at most one PCIe bridge
 between the two (one switch, or one root port that both sit on), PXB several bridges but no
 host bridge, PHB the same host bridge (they meet at the root complex), NODE different host
-bridges on one NUMA node, SYS across NUMA nodes.
+bridges on one NUMA node, SYS across NUMA nodes. Where sysfs says only NODE or SYS (flat cloud
+VMs), an NCCL topology file may say more (`pair_class`, docs/topology.md "NCCL topology files").
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the command line imports Affinity; keep that import free of the model
-    from cdigen.scan.model import PciFunction
+    from collections.abc import Callable
+
+    from cdigen.scan.model import PciFunction, Topology
 
 
 class Affinity(IntEnum):
@@ -87,6 +90,32 @@ def classify(a: PciFunction, b: PciFunction, single_numa_node: bool = False) -> 
     return Affinity.PIX if crossed == 1 else Affinity.PXB
 
 
+def file_class(a: tuple[int, tuple[int, ...]], b: tuple[int, tuple[int, ...]]) -> Affinity:
+    """The class of the path between two devices that an NCCL topology file places at `a` and
+    `b` ((its <cpu>, the <pci> elements above it, top first)), as NCCL's path types count
+    it (src/graph/topo.h): below the same <pci> element (a PCIe switch) PIX; below a common
+    one further up PXB; below the same <cpu> only PHB; below different <cpu>s SYS."""
+    (cpu_a, up_a), (cpu_b, up_b) = a, b
+    if cpu_a != cpu_b:
+        return Affinity.SYS
+    if up_a and up_b and up_a[-1] == up_b[-1]:
+        return Affinity.PIX
+    return Affinity.PXB if up_a and up_b and up_a[0] == up_b[0] else Affinity.PHB
+
+
+def pair_class(topo: Topology, a: str, b: str) -> tuple[Affinity, bool]:
+    """The class of the path between the PCI functions `a` and `b` of `topo`, and whether it
+    is the NCCL topology file's instead of sysfs's: sysfs's class, unless that is NODE or SYS
+    (no common host bridge: on a flat VM, every pair) and the file places both. The one rule
+    for the spec's assignment, its warnings, `topo` and GPUDirect."""
+    sysfs = classify(topo.pci[a], topo.pci[b], topo.single_numa_node)
+    places = topo.nccl_places
+    if sysfs >= Affinity.NODE and a in places and b in places:
+        said = file_class(places[a], places[b])
+        return said, said != sysfs
+    return sysfs, False
+
+
 def adapter(f: PciFunction) -> str:
     """The adapter a function belongs to: its PCI device (domain:bus:device), whose functions
     are the ports of one card (a dual-port ConnectX-7: 0000:41:00.0 and 0000:41:00.1)."""
@@ -99,6 +128,7 @@ def assign(
     limit: Affinity = Affinity.PXB,
     single_numa_node: bool = False,
     split_ports: bool = False,
+    link: Callable[[PciFunction, PciFunction], Affinity] | None = None,
 ) -> dict[str, list[str]]:
     """Give each NIC to at most one GPU: nearest first, balanced, deterministic.
 
@@ -108,7 +138,9 @@ def assign(
     while another that could use one has none. Within a round the candidate pairs are taken
     in order of (class, GPU order, unit order): the nearest pairs first, ties broken by the
     order of the inputs (callers pass PCI order). Only pairs of class <= `limit` count.
-    Returns {gpu bdf: [nic bdf, ...]} with every GPU present."""
+    `link`: the class of a pair (default: `classify`). Returns {gpu bdf: [nic bdf, ...]}
+    with every GPU present."""
+    link = link or (lambda g, n: classify(g, n, single_numa_node))
     out: dict[str, list[str]] = {g.bdf: [] for g in gpus}
     units: dict[str, list[PciFunction]] = {}
     for n in nics:
@@ -117,9 +149,9 @@ def assign(
     pairs = []
     for gi, g in enumerate(gpus):
         for ui, unit in enumerate(members):
-            link = min(classify(g, n, single_numa_node) for n in unit)
-            if link <= limit and link != Affinity.X:
-                pairs.append((link, gi, ui))
+            nearest = min(link(g, n) for n in unit)
+            if nearest <= limit and nearest != Affinity.X:
+                pairs.append((nearest, gi, ui))
     pairs.sort()
     taken: set[int] = set()
     while pairs:

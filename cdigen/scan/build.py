@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from cdigen import hookentry, netdev
 from cdigen.errors import BadArgument, NoGPU
 from cdigen.scan import DEFAULT_CDI_VERSION, DEFAULT_CLASS, DEFAULT_VENDOR, FORMATS, MODES, NAME_STRATEGIES
-from cdigen.scan.affinity import Affinity, assign, classify
+from cdigen.scan.affinity import Affinity, assign, pair_class
 from cdigen.scan.model import CharDev, Gpu, Mount, Nic, ScanWarning, Topology
 
 ANNOTATIONS_SINCE = "0.6.0"
@@ -63,8 +63,8 @@ def assignment(topo: Topology, limit: Affinity = Affinity.PXB, split_ports: bool
         [topo.pci[g.bdf] for g in gpus],
         [topo.pci[n.bdf] for n in nics],
         limit,
-        topo.single_numa_node,
-        split_ports,
+        split_ports=split_ports,
+        link=lambda g, n: pair_class(topo, g.bdf, n.bdf)[0],
     )
     return {bdf: [by_bdf[b] for b in nic_bdfs] for bdf, nic_bdfs in chosen.items()}
 
@@ -72,17 +72,18 @@ def assignment(topo: Topology, limit: Affinity = Affinity.PXB, split_ports: bool
 def _nothing_within(topo: Topology, gpus: list[Gpu], candidates: list[Nic], limit: Affinity) -> ScanWarning:
     """Why no GPU got a NIC, about the NIC affinity: the nearest class there is, and whether
     the PCI tree is flat (every GPU and NIC on a host bridge of its own, as in cloud VMs),
-    which no affinity below NODE can pair."""
+    which no affinity below NODE can pair, unless an NCCL topology file says how."""
     single = topo.single_numa_node
-    nearest = min(
-        (classify(topo.pci[g.bdf], topo.pci[n.bdf], single), i, j)
-        for i, g in enumerate(gpus)
-        for j, n in enumerate(candidates)
-    )
-    affinity, gpu, nic = nearest[0], gpus[nearest[1]], candidates[nearest[2]]
+    nearest = min((*pair_class(topo, g.bdf, n.bdf), i, j) for i, g in enumerate(gpus) for j, n in enumerate(candidates))
+    affinity, from_file, gpu, nic = nearest[0], nearest[1], gpus[nearest[2]], candidates[nearest[3]]
     text = f"no RDMA NIC is within {limit.name} of any GPU ({len(candidates)} left out)"
     roots = [topo.pci[d.bdf].root for d in [*gpus, *candidates]]
-    if len(set(roots)) == len(roots):
+    if from_file:
+        text += (
+            f"; the nearest are {affinity.name} by the NCCL topology file {topo.nccl_topo_path}, "
+            f"e.g. GPU {gpu.bdf} and {nic.label} ({nic.bdf})"
+        )
+    elif len(set(roots)) == len(roots):
         why = "every GPU and RDMA NIC is on a PCI host bridge of its own"
         if {topo.pci[d.bdf].numa_node for d in [*gpus, *candidates]} == {-1} and not single:
             why += " and no NUMA node is known"

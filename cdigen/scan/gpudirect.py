@@ -20,7 +20,7 @@ import re
 import struct
 
 from cdigen.files import UnreadableFile, read_head, read_regular
-from cdigen.scan.affinity import Affinity, classify
+from cdigen.scan.affinity import Affinity, pair_class
 from cdigen.scan.driver import kernel_module
 from cdigen.scan.model import CharDev, GpuDirect, MigDevice, Mount, ScanWarning, Topology
 from cdigen.scan.sysfs import parse_char_majors
@@ -189,7 +189,6 @@ def _control(config: bytes | None, cap_id: int) -> int | None:
 def rdma_verdicts(root: str, topo: Topology, gd: GpuDirect) -> dict[tuple[str, str], tuple[str, str, tuple]]:
     """(GPU bdf, NIC bdf) -> (verdict, why, redirecting switch ports) for every usable GPU and
     RDMA NIC that is not a VF."""
-    single = topo.single_numa_node
     configs: dict[str, bytes | None] = {}
     way_in = gd.peermem or gd.dmabuf
     out = {}
@@ -199,7 +198,7 @@ def rdma_verdicts(root: str, topo: Topology, gd: GpuDirect) -> dict[tuple[str, s
             if not nic.rdma or nic.is_vf:
                 continue
             n = topo.pci[nic.bdf]
-            affinity = classify(g, n, single)
+            affinity = pair_class(topo, gpu.bdf, nic.bdf)[0]
             if not way_in:
                 out[(gpu.bdf, nic.bdf)] = (
                     "no",

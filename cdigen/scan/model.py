@@ -200,6 +200,9 @@ class Topology:
     # The NCCL topology file that decided affinities sysfs could not (host path, under the
     # scan's root), for the containers' NCCL_TOPO_FILE; None: none used.
     nccl_topo_path: str | None = None
+    # Where that file places each GPU and NIC it names: PCI address -> (its <cpu>, the <pci>
+    # elements above it, top first), elements numbered in file order (scan/nccltopo.py).
+    nccl_places: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
 
     @property
     def usable_gpus(self) -> list[Gpu]:

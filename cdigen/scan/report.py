@@ -3,7 +3,7 @@ the table that `nvidia-smi topo -m` users know, or prints it as JSON)."""
 
 import re
 
-from cdigen.scan.affinity import Affinity, classify
+from cdigen.scan.affinity import Affinity, pair_class
 from cdigen.scan.build import assignment
 from cdigen.scan.model import RdmaDevice, Topology
 from cdigen.scan.sysfs import decimal
@@ -40,7 +40,8 @@ def topo_report(topo: Topology, limit: Affinity, split_ports: bool = False) -> d
     driver, in PCI order). Then every function with an RDMA device, VFs included as in
     nvidia-smi's matrix (`physfn` set; never assigned), each named NICk after nvidia-smi's
     number for its (first) RDMA device, in that order. Functions without an RDMA device (plain
-    Ethernet) are not in nvidia-smi's matrix: they are listed apart, unnumbered."""
+    Ethernet) are not in nvidia-smi's matrix: they are listed apart, unnumbered. With an NCCL
+    topology file, `ncclTopoFile` names it and the cells whose class it decided (by row)."""
     single = topo.single_numa_node
     gpus = list(topo.gpus)  # PCI order, like nvidia-smi's GPU index
     smi_index = {g.bdf: k for k, g in enumerate(g for g in gpus if g.driver == "nvidia")}
@@ -52,7 +53,15 @@ def topo_report(topo: Topology, limit: Affinity, split_ports: bool = False) -> d
     }
     chosen = assignment(topo, limit, split_ports)
     items = [g.bdf for g in gpus] + [n.bdf for n in nics]
-    matrix = {names[a]: {names[b]: classify(topo.pci[a], topo.pci[b], single).name for b in items} for a in items}
+    matrix: dict[str, dict[str, str]] = {}
+    from_file: dict[str, list[str]] = {}
+    for a in items:
+        row = matrix[names[a]] = {}
+        for b in items:
+            affinity, decided = pair_class(topo, a, b)
+            row[names[b]] = affinity.name
+            if decided:
+                from_file.setdefault(names[a], []).append(names[b])
 
     def numa(bdf):
         n = topo.pci[bdf].numa_node
@@ -61,7 +70,7 @@ def topo_report(topo: Topology, limit: Affinity, split_ports: bool = False) -> d
     def netdevs(nic):
         return [{"name": d.name, "linkLayer": d.link_layer, "mtu": d.mtu} for d in nic.netdevs]
 
-    return {
+    report = {
         "nicAffinity": limit.name.lower(),
         "splitPorts": split_ports,
         "gpus": [
@@ -97,3 +106,6 @@ def topo_report(topo: Topology, limit: Affinity, split_ports: bool = False) -> d
         ],
         "matrix": matrix,
     }
+    if topo.nccl_topo_path is not None:
+        report["ncclTopoFile"] = {"path": topo.nccl_topo_path, "decided": from_file}
+    return report

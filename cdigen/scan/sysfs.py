@@ -25,6 +25,7 @@ from cdigen.scan.model import (
     ScanWarning,
     Topology,
 )
+from cdigen.scan.nccltopo import read_topology
 from cdigen.values import is_pci_address
 
 _ROOT_BUS = re.compile(r"pci[0-9a-f]{4,}:[0-9a-f]{2}")
@@ -376,8 +377,12 @@ def _numa_nodes(r: _Reader) -> tuple[int, ...] | None:
     return tuple(nodes)
 
 
-def discover(root: str = "/") -> Topology:
-    """Everything cdigen needs about the host below `root`. Never raises for bad files."""
+def discover(root: str = "/", nccl_topo: str | None = None, host_prefix: str | None = None) -> Topology:
+    """Everything cdigen needs about the host below `root`. Never raises for bad files.
+
+    Where sysfs cannot tell which GPU and NIC share a PCIe switch, an NCCL topology file may
+    (scan/nccltopo.py): `nccl_topo`, else the one /etc/nccl.conf under `root` names, its path
+    in the spec under `host_prefix` (else `root`). BadArgument: `nccl_topo` cannot be read."""
     r = _Reader(root)
     pci = _pci(r)
     topo = Topology(pci=pci, numa_nodes=_numa_nodes(r))
@@ -407,5 +412,6 @@ def discover(root: str = "/") -> Topology:
         from cdigen.scan.vfio import discover_vfio
 
         topo.vfio, topo.vfio_control = discover_vfio(r, pci)
+    r.warnings += read_topology(topo, root, nccl_topo, host_prefix)
     topo.warnings = r.warnings
     return topo
