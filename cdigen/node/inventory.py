@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from cdigen.errors import CdigenError, InvalidInput, NoGPU
 from cdigen.node.config import Settings
+from cdigen.scan.affinity import Affinity, pair_class
 from cdigen.scan.model import PciFunction, ScanWarning
 
 HEALTHY, UNHEALTHY = "Healthy", "Unhealthy"
@@ -35,7 +36,9 @@ class Scan(NamedTuple):
     spec: bytes | None  # None: no GPU, no spec
     devices: dict[str, Device]
     present: frozenset[str]  # PCI functions with a driver bound
-    single_numa_node: bool
+    # (ID, ID) -> the class of the path between their GPUs (scan.affinity.pair_class: sysfs, or
+    # the NCCL topology file on a flat VM)
+    links: dict[tuple[str, str], int]
     warnings: list[ScanWarning]
     no_gpu: str | None  # why there is no spec
 
@@ -69,11 +72,12 @@ def _below(root: str, warnings: list[ScanWarning]) -> list[ScanWarning]:
 def scan(settings: Settings, netdevs: dict[str, dict], hook_path: str) -> Scan:
     """Read the host and build its spec with `settings`, as `cdigen scan` would."""
     from cdigen.scan import sysfs
-    from cdigen.scan.affinity import Affinity
     from cdigen.scan.build import BuildOptions, assignment, build_spec, device_name, render
 
     root = settings.root
-    topo = sysfs.discover(root)
+    driver_root = settings.driver_root or root
+    prefix = _host_prefix(root, driver_root)
+    topo = sysfs.discover(root, host_prefix=prefix)
     shown = "" if os.path.realpath(root) == "/" else root.rstrip("/")  # warnings name paths below the root
     warnings = _below(shown, topo.warnings)
     present = frozenset(bdf for bdf, f in topo.pci.items() if f.driver)
@@ -81,8 +85,6 @@ def scan(settings: Settings, netdevs: dict[str, dict], hook_path: str) -> Scan:
     if topo.usable_gpus:
         from cdigen.scan.gpudirect import discover_gpudirect
 
-        driver_root = settings.driver_root or root
-        prefix = _host_prefix(root, driver_root)
         if settings.driver_files and not settings.nic_only:
             from cdigen.scan.driver import discover_driver
 
@@ -106,7 +108,7 @@ def scan(settings: Settings, netdevs: dict[str, dict], hook_path: str) -> Scan:
     try:
         spec, more = build_spec(topo, opts)
     except NoGPU as e:
-        return Scan(None, {}, present, single, warnings, str(e))
+        return Scan(None, {}, present, {}, warnings, str(e))
     names = {d["name"] for d in spec["devices"]}
     chosen = assignment(topo, opts.nic_affinity, opts.split_ports)
     devices = {}
@@ -117,11 +119,13 @@ def scan(settings: Settings, netdevs: dict[str, dict], hook_path: str) -> Scan:
             numa = fn.numa_node if fn.numa_node >= 0 else 0 if single else None
             nics = frozenset(n.bdf for n in chosen[gpu.bdf])
             devices[name] = Device(name, f"{settings.kind}={name}", numa, fn, nics)
+    gpus = {name: d.gpu.bdf for name, d in devices.items()}
+    links = {(a, b): pair_class(topo, gpus[a], gpus[b])[0] for a in gpus for b in gpus}
     return Scan(
         render(spec, "json" if settings.spec.endswith(".json") else "yaml"),
         devices,
         present,
-        single,
+        links,
         warnings + more,
         None,
     )
@@ -143,12 +147,12 @@ class DeviceTable:
         self.devices: dict[str, Device] = {}
         self.health: dict[str, str] = {}
         self.expected: dict[str, frozenset[str]] = {}  # every NIC each device has had
-        self.single_numa_node = False
+        self.links: dict[tuple[str, str], int] = {}  # kept for devices that left: kubelet may still ask
 
     def update(self, result: Scan) -> list[tuple[str, str]]:
         """Take a scan's devices; returns the (ID, health) pairs that changed."""
         with self.lock:
-            self.single_numa_node = result.single_numa_node
+            self.links.update(result.links)
             changes = []
             for name, device in result.devices.items():
                 self.devices[name] = device
@@ -195,34 +199,32 @@ class DeviceTable:
         """`size` IDs from `available`, `must` included, as close together as the host allows."""
         with self.lock:
             self._known([*available, *must])
-            functions = {i: self.devices[i].gpu for i in [*must, *available]}
-            single = self.single_numa_node
-        return preferred(functions, list(dict.fromkeys(must)), list(dict.fromkeys(available)), size, single)
+            links = dict(self.links)
+        return preferred(links, list(dict.fromkeys(must)), list(dict.fromkeys(available)), size)
 
 
-def preferred(
-    functions: dict[str, PciFunction], must: list[str], available: list[str], size: int, single: bool
-) -> list[str]:
+def preferred(links: dict[tuple[str, str], int], must: list[str], available: list[str], size: int) -> list[str]:
     """Grow a group from `must` (or from each available device in turn) by the device nearest
     to it, where the distance to a group is its farthest member (scan.affinity: PIX, PXB under
     one PCIe switch, then PHB, NODE, SYS), ties to the smaller sum, then to `available` order.
-    The best group is the one whose farthest pair is nearest: one switch, else one NUMA node."""
-    from cdigen.scan.affinity import classify
-
+    The best group is the one whose farthest pair is nearest: one switch, else one NUMA node.
+    `links`: the class between every two IDs (Scan.links)."""
     if len(must) >= size:
         return must[:size]
     pool = [i for i in available if i not in must]
-    ids = [*must, *pool]
-    link = {(a, b): classify(functions[a], functions[b], single) for a in ids for b in ids}
+
+    def link(a: str, b: str) -> int:
+        return links.get((a, b), Affinity.SYS)  # a pair never seen together in one scan: the farthest
+
     best: tuple | None = None
     for start in [must] if must else [[i] for i in pool]:
         group, rest = list(start), [i for i in pool if i not in start]
         while len(group) < size and rest:
             distances = [
-                (max(link[i, g] for g in group), sum(link[i, g] for g in group), n) for n, i in enumerate(rest)
+                (max(link(i, g) for g in group), sum(link(i, g) for g in group), n) for n, i in enumerate(rest)
             ]
             group.append(rest.pop(min(distances)[2]))
-        pairs = [link[a, b] for n, a in enumerate(group) for b in group[n + 1 :]]
+        pairs = [link(a, b) for n, a in enumerate(group) for b in group[n + 1 :]]
         score = (max(pairs, default=0), sum(pairs))
         if best is None or score < best[0]:
             best = (score, group)
