@@ -293,3 +293,24 @@ def test_pair_class_keeps_sysfs_where_it_knows_better(tree, tmp_path):
 def test_any_bytes_parse_or_are_not_a_topology_file(data):
     with contextlib.suppress(nccltopo.NotATopologyFile):
         nccltopo.parse(data)
+
+
+def test_vm_mode_pairs_the_vfio_functions_by_the_file(tree):
+    """`--mode vm` (GPUs and NICs bound to vfio-pci for a VM) takes the file's classes too: on
+    ND H100 v5's flat tree each GPU's device carries the VFIO group of its virtual switch's NIC
+    (groups are numbered in PCI order: the eight GPUs 0-7, then the eight NICs 8-15)."""
+    xml = DATA / "azure-ndv5-topo.xml"
+    text = flat_tree(xml).replace("bus: gpu", "bus: gpu:driver=vfio-pci").replace("bus: ib", "bus: ib:vfio")
+    root = tree(text)
+    group = {bdf: n for n, bdf in enumerate(sorted(NDV5_PAIRS) + sorted(NDV5_PAIRS.values()))}
+
+    def groups(*extra) -> dict[str, list[str]]:
+        proc = run_in_process("scan", "--mode", "vm", "--device-name-strategy", "pci", "--root", root, *extra, check=0)
+        spec = YAML(typ="safe", pure=True).load(proc.stdout)
+        nodes = {d["name"]: d["containerEdits"]["deviceNodes"] for d in spec["devices"]}
+        return {gpu: [n["path"] for n in nodes[gpu] if n["path"] != "/dev/vfio/vfio"] for gpu in NDV5_PAIRS}
+
+    assert groups() == {gpu: [f"/dev/vfio/{group[gpu]}"] for gpu in NDV5_PAIRS}  # sysfs: no NIC within PXB
+    assert groups("--nccl-topo", xml) == {
+        gpu: [f"/dev/vfio/{group[gpu]}", f"/dev/vfio/{group[nic]}"] for gpu, nic in NDV5_PAIRS.items()
+    }

@@ -140,7 +140,7 @@ def build_vm_spec(topo: Topology, opts) -> tuple[dict, list[ScanWarning]]:
     in an env var (every target) and a device annotation (targets from 0.6.0)."""
     from cdigen.cdi.spec import check_device_name, minimum_version, version_key
     from cdigen.errors import BadArgument
-    from cdigen.scan.affinity import assign
+    from cdigen.scan.affinity import assign, pair_class
     from cdigen.scan.build import ANNOTATIONS_SINCE, device_name, name_strategies
 
     if not topo.vfio:
@@ -158,8 +158,8 @@ def build_vm_spec(topo: Topology, opts) -> tuple[dict, list[ScanWarning]]:
         [topo.pci[g.bdf] for g in gpus],
         [topo.pci[n.bdf] for n in nics if n.physfn is None],
         opts.nic_affinity,
-        topo.single_numa_node,
-        opts.split_ports,
+        split_ports=opts.split_ports,
+        link=lambda g, n: pair_class(topo, g.bdf, n.bdf)[0],  # the NCCL topology file's, on a flat VM
     )
     annotate = version_key(opts.cdi_version) >= version_key(ANNOTATIONS_SINCE)
     control = topo.vfio_control or VFIO_CONTROL
