@@ -2,8 +2,10 @@
 
 One shape for CDI specs (written by scan) and one for config.json (added by apply), so that
 the hook finds the same arguments whichever injector put it there. Two entries each: the
-createRuntime hook (`cdigen hook --netdev ...`) puts the interfaces into the container, the
-poststop hook (`cdigen hook --poststop --netdev ...`, same arguments) brings them home.
+createRuntime hook (`cdigen hook --netdev ... --ib/--roce ...`) puts the interfaces into the
+container, the poststop hook (`cdigen hook --poststop --netdev ...`, same arguments) brings them
+home. `container_nics` is the one reader of a container's entries: the hook numbers its NICs
+with it, and NCCL's and UCX's variables (`library_variables`) name them in the same order.
 """
 
 import os
@@ -53,38 +55,81 @@ HOOK = Command(
             "A host interface and its settings, SETTINGS as name=NAME,address=ADDR,mask=MASK,mtu=MTU (any of them).",
             repeated=True,
         ),
+        Option(
+            "--ib",
+            "DEV:PORT",
+            "An InfiniBand port of the interfaces' NICs (mlx5_0:1), for NCCL and UCX (docs/nccl.md).",
+            repeated=True,
+        ),
+        Option("--roce", "DEV:PORT", "A RoCE port of the interfaces' NICs, likewise.", repeated=True),
         Option(POSTSTOP_FLAG, None, "Bring the interfaces home (the poststop hook entry)."),
     ),
 )
 
 
-def parse_hook_argv(argv: list[str]) -> list[str] | None:
-    """The `--netdev` values of `cdigen hook` arguments (those after `hook`), in order; None
-    when help is asked for. `--poststop` is accepted. HookArgsError for anything else."""
+def parse_hook_args(argv: list[str]) -> dict | None:
+    """{"netdev": [...], "ib": [...], "roce": [...], "poststop": bool} of `cdigen hook`
+    arguments (those after `hook`), values in order; None when help is asked for.
+    HookArgsError for anything `cdigen hook` refuses but a `--netdev` value (netdev.parse_args
+    reads those)."""
     try:
         parsed = parse(argv, HOOK)
     except UsageError as e:
         raise HookArgsError(str(e)) from None
+    for flag in ("ib", "roce") if parsed else ():
+        for value in parsed[flag]:
+            check_rdma_port(value, f"--{flag}")
+    return parsed
+
+
+def parse_hook_argv(argv: list[str]) -> list[str] | None:
+    """The `--netdev` values of `cdigen hook` arguments, in order; None when help is asked for."""
+    parsed = parse_hook_args(argv)
     return None if parsed is None else parsed["netdev"]
 
 
-def hook_args(netdev_args: list[str], poststop: bool = False) -> list[str]:
-    """argv of the hook: ``cdigen hook [--poststop] [--netdev HOSTIF=name=..,address=..,mask=..,mtu=..]...``"""
+_RDMA_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def check_rdma_port(value: str, flag: str) -> str:
+    """`mlx5_0:1`: an RDMA device name (at most 63 letters, digits, '_', '.', '-'; it becomes
+    part of a sysfs path and of comma-separated lists) and a port number 1-255."""
+    name, _, port = value.rpartition(":")
+    if (
+        not 0 < len(name) < 64
+        or not _RDMA_NAME_CHARS.issuperset(name)
+        or name in (".", "..")
+        or not 0 < len(port) < 4
+        or not set(port) <= set("0123456789")
+        or not 0 < int(port) < 256
+    ):
+        raise HookArgsError(f"{flag} {quoted(value)}: expected DEV:PORT, an RDMA device and its port (mlx5_0:1)")
+    return value
+
+
+def hook_args(netdev_args: list[str], poststop: bool = False, ports: dict[str, bool] | None = None) -> list[str]:
+    """argv of the hook: ``cdigen hook [--poststop] [--netdev HOSTIF=name=..,address=..,mask=..,mtu=..]...
+    [--ib DEV:PORT | --roce DEV:PORT]...``; `ports`: RDMA port -> RoCE (else InfiniBand)."""
     args = ["cdigen", "hook"] + ([POSTSTOP_FLAG] if poststop else [])
     for a in netdev_args:
         args += ["--netdev", a]
+    for port, roce in (ports or {}).items():
+        args += ["--roce" if roce else "--ib", port]
     return args
 
 
-def cdi_hook(path: str, netdev_args: list[str], poststop: bool = False) -> dict:
+def cdi_hook(path: str, netdev_args: list[str], poststop: bool = False, ports: dict[str, bool] | None = None) -> dict:
     """A CDI `containerEdits.hooks` entry: createRuntime, or poststop."""
     name = POSTSTOP_HOOK_NAME if poststop else HOOK_NAME
-    return {"hookName": name, "path": path, "args": hook_args(netdev_args, poststop)}
+    return {"hookName": name, "path": path, "args": hook_args(netdev_args, poststop, ports)}
 
 
-def cdi_hooks(path: str, netdev_args: list[str]) -> list[dict]:
-    """Both CDI entries, createRuntime then poststop, with the same arguments."""
-    return [cdi_hook(path, netdev_args), cdi_hook(path, netdev_args, poststop=True)]
+def cdi_hooks(path: str, netdev_args: list[str], ports: dict[str, bool] | None = None) -> list[dict]:
+    """The CDI entries of a device's NICs, createRuntime then poststop, with the same arguments;
+    createRuntime alone when no NIC has a netdev (nothing to bring home; its RDMA ports are for
+    `container_nics`)."""
+    create = cdi_hook(path, netdev_args, ports=ports)
+    return [create, cdi_hook(path, netdev_args, poststop=True, ports=ports)] if netdev_args else [create]
 
 
 def oci_hook(path: str, netdev_args: list[str] = (), poststop: bool = False) -> dict:
@@ -115,9 +160,68 @@ def is_cdigen_hook(entry: object) -> bool:
         isinstance(args, list)
         and len(args) >= 2
         and args[1] == "hook"
-        and args[2:3] != [LDCACHE]
+        and args[2:3] not in ([LDCACHE], [NCCL])
         and os.path.basename(str(entry.get("path", ""))) == "cdigen"
     )
+
+
+def container_nics(config: dict, wanted: list = ()) -> tuple[list, dict[str, bool]]:
+    """The container's NICs as its `cdigen hook` createRuntime entries name them, in entry
+    order (a CDI injector adds one per device, in the order of its devices), then `wanted`'s
+    (the running hook's own): (their NetdevSettings, each host once, the linux.netDevices
+    entry's name and address over the arguments' and `{n}` numbered (netdev.numbered); their
+    RDMA ports -> RoCE, each entry's InfiniBand ports before its RoCE ports). An entry whose
+    arguments `cdigen hook` refuses is left out (its own hook says why). NetdevError when a
+    numbered name is no interface name; InvalidInput for a linux.netDevices that is not an
+    object."""
+    from cdigen import netdev
+    from cdigen.oci.config import net_devices
+
+    hooks = config.get("hooks")
+    entries = hooks.get(HOOK_NAME) if isinstance(hooks, dict) else None
+    devices = net_devices(config)
+    nics: dict = {}
+    ports: dict[str, bool] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        if not is_cdigen_hook(entry) or not all(isinstance(a, str) for a in entry["args"]):
+            continue
+        try:
+            parsed = parse_hook_args(entry["args"][2:])
+            settings = netdev.parse_args(parsed["netdev"]) if parsed else []
+        except InvalidInput:
+            continue
+        for flag in ("ib", "roce") if parsed else ():
+            ports.update(dict.fromkeys(parsed[flag], flag == "roce"))
+        for cfg in settings:
+            oci = devices.get(cfg.host)
+            if cfg.host not in nics and isinstance(oci, dict):
+                name, address = oci.get("name"), oci.get("address")
+                cfg = cfg._replace(
+                    name=name if isinstance(name, str) and name else cfg.name,
+                    address=address if isinstance(address, str) and address else cfg.address,
+                )
+            nics.setdefault(cfg.host, cfg)
+    for cfg in wanted:
+        nics.setdefault(cfg.host, cfg)
+    return netdev.numbered(nics.values()), ports
+
+
+def library_variables(nics: list, ports: dict[str, bool], topo_file: str | None) -> dict[str, str]:
+    """What NCCL and UCX read to use the container's NICs (`container_nics`) and no other
+    (docs/nccl.md): their RDMA ports in the exact-match form of NCCL_IB_HCA and in
+    UCX_NET_DEVICES, the container names of those cdigen gives an address in
+    NCCL_SOCKET_IFNAME, and NCCL_TOPO_FILE; in the order of the container's devices."""
+    out = {}
+    if ports:
+        out["NCCL_IB_HCA"] = "=" + ",".join(ports)
+        out["UCX_NET_DEVICES"] = ",".join(ports)
+    # A name the kernel picks (%d) is unknown here.
+    names = [cfg.container_name for cfg in nics if cfg.address and "%" not in cfg.container_name]
+    if names:
+        out["NCCL_SOCKET_IFNAME"] = "=" + ",".join(names)
+    if topo_file:
+        out["NCCL_TOPO_FILE"] = topo_file
+    return out
 
 
 # ---------------------------------------------------------------------------- the driver libraries
@@ -204,3 +308,66 @@ def _container_path(path: str, flag: str) -> str:
     if not path.startswith("/") or ".." in parts or "\0" in path or len(path) > 4096 or not path.strip("/"):
         raise HookArgsError(f"{flag} {quoted(path)}: expected an absolute path inside the container, without '..'")
     return path
+
+
+# ---------------------------------------------------------------------------- NCCL and UCX
+# `cdigen hook nccl [--topo-file PATH]`: the createContainer hook that writes what NCCL and UCX
+# read (library_variables, and the RoCE GID index only sysfs knows once the container's address
+# is set) into their configuration files in the container's root (docs/nccl.md). One entry per
+# spec; it marks a spec whose containers get those variables, from `apply` and the runtime shim
+# too (cdigen.cdi.edits). Like ldcache's, is_cdigen_hook() is false for it.
+
+NCCL = "nccl"
+NCCL_HOOK_NAME = "createContainer"  # the container's mount namespace, after createRuntime set the addresses
+NCCL_TOPO_CONTAINER_PATH = "/etc/cdigen/nccl-topo.xml"  # where the spec mounts the host's topology file
+
+NCCL_COMMAND = Command(
+    "hook nccl",
+    (Option("--topo-file", "PATH", "The NCCL topology file as the container sees it (NCCL_TOPO_FILE)."),),
+)
+
+
+def nccl_hook(path: str, topo_file: str | None = None) -> dict:
+    """The CDI `containerEdits.hooks` entry of `cdigen hook nccl [--topo-file PATH]`."""
+    args = ["cdigen", "hook", NCCL] + (["--topo-file", topo_file] if topo_file else [])
+    return {"hookName": NCCL_HOOK_NAME, "path": path, "args": args}
+
+
+def parse_nccl_argv(argv: list[str]) -> dict | None:
+    """{"topo_file": PATH or None} of `cdigen hook nccl` arguments (those after `nccl`); None
+    when help is asked for. HookArgsError for anything else."""
+    try:
+        parsed = parse(argv, NCCL_COMMAND)
+    except UsageError as e:
+        raise HookArgsError(str(e)) from None
+    if parsed and parsed["topo_file"] is not None:
+        _container_path(parsed["topo_file"], "--topo-file")
+    return parsed
+
+
+def is_nccl_hook(entry: object) -> bool:
+    """True for an OCI (or CDI) hook entry that runs `cdigen hook nccl`."""
+    args = entry.get("args") if isinstance(entry, dict) else None
+    return (
+        isinstance(args, list)
+        and args[1:3] == ["hook", NCCL]
+        and all(isinstance(a, str) for a in args)
+        and os.path.basename(str(entry.get("path", ""))) == "cdigen"
+    )
+
+
+def nccl_entry(config: dict) -> dict | None:
+    """The arguments (`parse_nccl_argv`) of config.json's first `cdigen hook nccl`
+    createContainer entry whose arguments it takes; None when there is none."""
+    hooks = config.get("hooks")
+    entries = hooks.get(NCCL_HOOK_NAME) if isinstance(hooks, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if not is_nccl_hook(entry):
+            continue
+        try:
+            parsed = parse_nccl_argv(entry["args"][3:])
+        except HookArgsError:
+            continue
+        if parsed is not None:
+            return parsed
+    return None

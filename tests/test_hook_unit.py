@@ -39,9 +39,11 @@ def test_parse_args_both_spellings_in_order():
 
 def test_parse_args_host_alone_and_none():
     assert netdevs(["--netdev", "eth1"]) == [netdev.NetdevSettings("eth1")]
-    assert parse_args([]) == {"netdev": [], "poststop": False}
+    assert parse_args([]) == {"netdev": [], "ib": [], "roce": [], "poststop": False}
     assert parse_args(["--netdev", "--poststop"]) == {
         "netdev": [netdev.NetdevSettings("--poststop")],
+        "ib": [],
+        "roce": [],
         "poststop": False,
     }
 
@@ -308,8 +310,8 @@ def test_process_help_and_usage_errors():
     proc = run_cdigen("hook", "--help", check=0)
     assert proc.stdout.startswith("usage: cdigen hook [OPTIONS]\n")
     assert "--netdev HOSTIF=SETTINGS" in proc.stdout and "--poststop" in proc.stdout
-    proc = run_cdigen("hook", "--frobnicate", input="{}", check=2)
-    assert proc.stderr == "cdigen: error: hook: no such option: '--frobnicate' (see cdigen hook --help)\n"
+    proc = run_cdigen("hook", "--xyzzy", input="{}", check=2)
+    assert proc.stderr == "cdigen: error: hook: no such option: '--xyzzy' (see cdigen hook --help)\n"
 
 
 def test_process_invalid_state_exit_3_one_line():

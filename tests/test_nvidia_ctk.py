@@ -110,7 +110,10 @@ def test_nic_only_spec_beside_nvidia_ctk(host, tmp_path):
     root, _drv, spec_dir = host
     spec = scan_into(spec_dir, "--root", root, "--nic-only")
     assert [d["name"] for d in spec["devices"]] == ["gpu0", "gpu1", "all"]
-    assert "containerEdits" not in spec  # no control nodes, no driver files, no hook of its own
+    # No control nodes, no driver files: only the hook that tells NCCL and UCX the NICs (docs/nccl.md).
+    assert spec["containerEdits"] == {
+        "hooks": [{"hookName": "createContainer", "path": "/usr/bin/cdigen", "args": ["cdigen", "hook", "nccl"]}]
+    }
     paths = [n["path"] for d in spec["devices"] for n in d["containerEdits"]["deviceNodes"]]
     assert paths and all(p.startswith("/dev/infiniband/") for p in paths)
     assert run_cdigen("validate", spec_dir, check=0).returncode == 0
@@ -164,10 +167,14 @@ def test_full_spec_beside_nvidia_ctk(host, tmp_path):
     assert set(paths) == {d["path"] for c in (nvidia, gpu) for d in c["linux"]["devices"]}
     destinations = [m["destination"] for m in both["mounts"]]
     assert len(destinations) == len(set(destinations))
-    assert set(both["process"]["env"]) == set(nvidia["process"]["env"])  # cdigen adds none
+    # cdigen adds only what NCCL and UCX read (docs/nccl.md)
+    assert set(both["process"]["env"]) - set(nvidia["process"]["env"]) == {
+        "NCCL_IB_HCA==mlx5_0:1",
+        "UCX_NET_DEVICES=mlx5_0:1",
+    }
     hooks = [h["args"][:3] for h in both["hooks"]["createContainer"]]
     assert hooks == [
         ["nvidia-cdi-hook", "create-symlinks", "--link"],
         ["nvidia-cdi-hook", "update-ldcache", "--folder"],
         ["cdigen", "hook", "ldcache"],
-    ]
+    ]  # not `cdigen hook nccl`: for InfiniBand NICs the environment says it all

@@ -152,12 +152,12 @@ def test_hgx_assignment_and_edits():
         {
             "hookName": "createRuntime",
             "path": "/usr/bin/cdigen",
-            "args": ["cdigen", "hook", "--netdev", "ibp20s0=name=ibp20s0,mtu=4092"],
+            "args": ["cdigen", "hook", "--netdev", "ibp20s0=name=ibp20s0,mtu=4092", "--ib", "mlx5_0:1"],
         },
         {
             "hookName": "poststop",
             "path": "/usr/bin/cdigen",
-            "args": ["cdigen", "hook", "--poststop", "--netdev", "ibp20s0=name=ibp20s0,mtu=4092"],
+            "args": ["cdigen", "hook", "--poststop", "--netdev", "ibp20s0=name=ibp20s0,mtu=4092", "--ib", "mlx5_0:1"],
         },
     ]
     assert [n["path"] for n in gpu0["containerEdits"]["deviceNodes"]] == [
@@ -258,10 +258,12 @@ def test_netdev_config_and_name_template(tmp_path):
         "netdev.cdigen.io/ibp20s0": "name=net0,address=192.0.2.10,mask=255.255.255.0,mtu=2044"
     }
     assert gpu0["containerEdits"]["netDevices"] == [{"hostInterfaceName": "ibp20s0", "name": "net0"}]
-    assert (
-        gpu1["containerEdits"]["hooks"][0]["args"][-1]
-        == "ibp22s0=name=fast0,address=192.0.2.11,mask=255.255.255.0,mtu=4092"
-    )
+    assert gpu1["containerEdits"]["hooks"][0]["args"][-4:] == [
+        "--netdev",
+        "ibp22s0=name=fast0,address=192.0.2.11,mask=255.255.255.0,mtu=4092",
+        "--ib",
+        "mlx5_1:1",
+    ]
     assert [n["name"] for n in spec["devices"][-1]["containerEdits"]["netDevices"]] == [
         "net0",
         "fast0",

@@ -26,17 +26,20 @@ With --poststop, the OCI poststop hook: brings each interface home after the con
 return a physical NIC), under its host name, with its host MTU, up state and alias. Exit 1,
 one line, if any could not be brought home.
 
-Interfaces: those named by --netdev, else every key of config.json linux.netDevices.
+Interfaces: those named by --netdev, else every key of config.json linux.netDevices
+(none when only --ib or --roce is given: a device whose NICs have no netdev). --ib and
+--roce name the NICs' RDMA ports for NCCL and UCX (docs/nccl.md).
 Settings: the linux.netDevices entry's keys (name, address, mask, mtu) where present, else
 the --netdev value's. The address may be CIDR (address=192.0.2.10/24) instead of a mask.
 
-`cdigen hook ldcache ...` is the createContainer hook of the driver files (its own --help).
+`cdigen hook ldcache ...` is the createContainer hook of the driver files, `cdigen hook
+nccl ...` the one that tells NCCL and UCX the container's NICs (each has its own --help).
 """
 
 
 def parse_args(argv: list[str]) -> dict | None:
-    """{"netdev": settings in argument order, "poststop": bool}; None when help was asked for.
-    UsageError (2) for anything else."""
+    """{"netdev": settings in argument order, "ib": [DEV:PORT], "roce": [DEV:PORT], "poststop":
+    bool}; None when help was asked for. UsageError (2) for anything else."""
     from cdigen import netdev  # not for --help
 
     args = parse(argv, hookentry.HOOK)
@@ -46,6 +49,12 @@ def parse_args(argv: list[str]) -> dict | None:
         args["netdev"] = netdev.parse_args(args["netdev"])
     except netdev.NetdevError as e:
         raise UsageError(f"hook: --netdev {e}") from None
+    try:
+        for flag in ("ib", "roce"):
+            for value in args[flag]:
+                hookentry.check_rdma_port(value, f"--{flag}")
+    except hookentry.HookArgsError as e:
+        raise UsageError(f"hook: {e}") from None
     return args
 
 
@@ -54,6 +63,10 @@ def main(argv: list[str]) -> int:
         from cdigen.cli.ldcache import main as ldcache_main
 
         return ldcache_main(argv[1:])
+    if argv[:1] == [hookentry.NCCL]:  # NCCL's and UCX's createContainer hook
+        from cdigen.cli.nccl import main as nccl_main
+
+        return nccl_main(argv[1:])
     args = parse_args(argv)
     if args is None:
         sys.stdout.write(help_text(hookentry.HOOK, SUMMARY, DESCRIPTION))
@@ -62,6 +75,9 @@ def main(argv: list[str]) -> int:
     if sys.stdin is None or sys.stdin.isatty():
         phase = "a poststop" if poststop else "a createRuntime"
         raise UsageError(f"hook: reads the OCI container state on stdin; a container runtime runs it as {phase} hook")
+    if (args["ib"] or args["roce"]) and not args["netdev"]:
+        sys.stdin.buffer.read()  # the runtime's write must not fail
+        return 0  # the entry of a device whose NICs have no netdev: only container_nics reads it
     if poststop:
         from cdigen.hook import run_poststop
 

@@ -113,7 +113,13 @@ def container_root(state: bytes) -> str:
     from cdigen.oci.state import parse_state
 
     bundle = parse_state(state).bundle
-    config = read_config(os.path.join(bundle, CONFIG_NAME))[1]
+    return root_of(bundle, read_config(os.path.join(bundle, CONFIG_NAME))[1])
+
+
+def root_of(bundle: str, config: dict) -> str:
+    """config.json `root.path`, relative to the bundle or absolute; InvalidInput unless a string."""
+    from cdigen.oci.config import CONFIG_NAME
+
     root = config.get("root")
     path = root.get("path") if isinstance(root, dict) else None
     if not isinstance(path, str) or not path or "\0" in path:

@@ -36,31 +36,12 @@ def netdevs_to_configure(config: dict, args: list[NetdevSettings]) -> list[Netde
 
 
 def _numbered_names(config: dict, wanted: list[NetdevSettings]) -> dict[str, str]:
-    """host -> container name with `{n}` resolved among all the container's NICs: those of
-    every `cdigen hook` createRuntime entry of config.json, in entry order (a CDI injector adds
-    one per device, in the order of the devices), then `wanted`'s own. Each hook of the
-    container numbers them alike."""
+    """host -> container name with `{n}` resolved among all the container's NICs
+    (hookentry.container_nics: every `cdigen hook` createRuntime entry of config.json, then
+    `wanted`'s own). Each hook of the container numbers them alike."""
     from cdigen import hookentry
 
-    hooks = config.get("hooks")
-    entries = hooks.get(hookentry.HOOK_NAME) if isinstance(hooks, dict) else None
-    devices = net_devices(config)
-    nics: dict[str, NetdevSettings] = {}
-    for entry in entries if isinstance(entries, list) else []:
-        if not hookentry.is_cdigen_hook(entry):
-            continue
-        try:
-            args = netdev.parse_args(hookentry.parse_hook_argv(entry["args"][2:]) or [])
-        except InvalidInput:
-            continue  # that entry's own hook refuses it
-        for cfg in args:
-            if cfg.host not in nics:
-                oci = devices.get(cfg.host)
-                named = oci.get("name") if isinstance(oci, dict) else None
-                nics[cfg.host] = cfg._replace(name=named) if isinstance(named, str) and named else cfg
-    for cfg in wanted:
-        nics.setdefault(cfg.host, cfg)
-    return {cfg.host: cfg.container_name for cfg in netdev.numbered(nics.values())}
+    return {cfg.host: cfg.container_name for cfg in hookentry.container_nics(config, wanted)[0]}
 
 
 def network_path(config: dict) -> str | None:

@@ -194,11 +194,12 @@ def _netdev_settings(
 
 
 def _edits(
-    nodes: list[CharDev], settings: list[netdev.NetdevSettings], hook_path: str, target: str
+    nodes: list[CharDev], settings: list[netdev.NetdevSettings], ports: dict[str, bool], hook_path: str, target: str
 ) -> tuple[dict, dict]:
     """(annotations, containerEdits) of one device, with only the fields a loader of version
-    `target` knows: the hook arguments always carry the netdev settings; device annotations
-    (0.6.0) and netDevices (1.1.0) only where the target allows them."""
+    `target` knows: the hook arguments always carry the netdev settings and the NICs' RDMA
+    ports (`--ib`/`--roce`, for NCCL and UCX: docs/nccl.md); device annotations (0.6.0) and
+    netDevices (1.1.0) only where the target allows them."""
     from cdigen.cdi.spec import version_key
 
     seen, unique = set(), []
@@ -208,14 +209,14 @@ def _edits(
             unique.append(c)
     edits: dict = {"deviceNodes": [_node(c) for c in unique]}
     annotations = {}
-    if settings:
+    if settings or ports:
         if version_key(target) >= version_key(NET_DEVICES_SINCE):
             # A netDevices name is one per device; a `{n}` name is per container: the hook gives it.
             fixed = [s for s in settings if netdev.NIC_NUMBER not in s.container_name]
             if fixed:
                 edits["netDevices"] = [{"hostInterfaceName": s.host, "name": s.container_name} for s in fixed]
-        edits["hooks"] = hookentry.cdi_hooks(hook_path, [s.to_arg() for s in settings])
-        if version_key(target) >= version_key(ANNOTATIONS_SINCE):
+        edits["hooks"] = hookentry.cdi_hooks(hook_path, [s.to_arg() for s in settings], ports)
+        if settings and version_key(target) >= version_key(ANNOTATIONS_SINCE):
             annotations = {netdev.annotation_key(s.host): s.to_text() for s in settings}
     return annotations, edits
 
@@ -244,6 +245,17 @@ def _common_edits(topo: Topology, hook_path: str) -> dict:
     if driver is not None and driver.mounts:
         edits["mounts"] = [_mount(m) for m in driver.mounts]
     return edits
+
+
+def _with_nccl_edits(edits: dict, topo_file: str | None, hook_path: str) -> dict:
+    """The spec's own edits with the `cdigen hook nccl` entry (it tells NCCL and UCX the
+    container's NICs, docs/nccl.md) and the NCCL topology file, mounted read-only where that
+    entry names it; keys in the Go struct's order."""
+    container = hookentry.NCCL_TOPO_CONTAINER_PATH if topo_file else None
+    out = dict(edits, hooks=[*edits.get("hooks", []), hookentry.nccl_hook(hook_path, container)])
+    if topo_file:
+        out["mounts"] = [*edits.get("mounts", []), _mount(Mount(topo_file, container))]
+    return {key: out[key] for key in ("deviceNodes", "hooks", "mounts") if key in out}
 
 
 def _gpudirect_devices(topo: Topology, gpus: list[Gpu], strategies) -> list[dict]:
@@ -345,7 +357,8 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
         nics = chosen[gpu.bdf]
         own = [] if opts.nic_only else [gpu.node, *gpu.drm]
         nodes = [*own, *(c for nic in nics for c in nic.chardevs), *(with_nic if nics else [])]
-        per_gpu[gpu.bdf] = (nodes, [settings[nd.name] for nic in nics for nd in nic.netdevs])
+        ports = {f"{r.name}:{p}": r.link_layer == "Ethernet" for nic in nics for r in nic.rdma for p in r.ports}
+        per_gpu[gpu.bdf] = (nodes, [settings[nd.name] for nic in nics for nd in nic.netdevs], ports)
     if opts.nic_only:
         # A device needs edits: a GPU without a NIC has none to give.
         gpus = [g for g in gpus if chosen[g.bdf]]
@@ -373,11 +386,14 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
     any_nic = any(chosen[g.bdf] for g in gpus)
     all_nodes = [c for g in gpus for c in per_gpu[g.bdf][0] if c not in with_nic] + (with_nic if any_nic else [])
     all_settings = [s for g in gpus for s in per_gpu[g.bdf][1]]
-    devices.append(_device("all", *_edits(all_nodes, all_settings, opts.hook_path, opts.cdi_version)))
+    all_ports = {port: roce for g in gpus for port, roce in per_gpu[g.bdf][2].items()}
+    devices.append(_device("all", *_edits(all_nodes, all_settings, all_ports, opts.hook_path, opts.cdi_version)))
     if not opts.nic_only:
         devices += _gpudirect_devices(topo, gpus, strategies)
 
     common = {} if opts.nic_only else _common_edits(topo, opts.hook_path)
+    if all_ports or topo.nccl_topo_path:
+        common = _with_nccl_edits(common, topo.nccl_topo_path, opts.hook_path)
     spec: dict = {"cdiVersion": "", "kind": f"{opts.vendor}/{opts.cls}", "devices": devices}
     if common:
         spec["containerEdits"] = common

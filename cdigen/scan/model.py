@@ -69,6 +69,7 @@ class RdmaDevice:
     bdf: str
     link_layer: str | None  # port 1's link_layer: "InfiniBand" or "Ethernet" (RoCE)
     chardevs: tuple[CharDev, ...] = ()  # uverbsN, umadN, issmN
+    ports: tuple[int, ...] = ()  # its port numbers (NCCL_IB_HCA and UCX_NET_DEVICES name DEV:PORT)
 
 
 @dataclass(frozen=True)

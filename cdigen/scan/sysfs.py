@@ -318,7 +318,8 @@ def _rdma(r: _Reader, pci: dict[str, PciFunction]) -> list[RdmaDevice]:
         link_layer = r.text(f"{rel}/ports/{ports[0]}/link_layer") if ports else None
         if name not in chardevs:
             r.warn(rel, "no uverbs character device (module ib_uverbs not loaded?)")
-        devices.append(RdmaDevice(name, bdf, link_layer, tuple(chardevs.get(name, ()))))
+        numbers = tuple(sorted(int(p) for p in ports if p.isdecimal()))
+        devices.append(RdmaDevice(name, bdf, link_layer, tuple(chardevs.get(name, ())), numbers))
     return devices
 
 

@@ -1,0 +1,64 @@
+"""NCCL and UCX in a container that podman (CDI 0.5.2, Debian 12) injected the spec into itself:
+no cdigen code before the hooks, and CDI `env` could not carry per-device lists. The spec's
+`cdigen hook nccl` createContainer entry writes the container's /etc/nccl.conf from all of its
+devices' hook entries, so `--device` twice names both NICs, in the order asked, one device only
+its own, and the image's own lines stay (docs/nccl.md). The host as in tests/test_podman.py: a
+fake sysfs tree of two InfiniBand NICs whose interface names are veth ends on this host."""
+
+import shutil
+import tempfile
+
+import pytest
+
+from cdigen.hook.nccl import BEGIN, END
+from tests.helpers.netns import link
+from tests.helpers.podman import Podman, crun_skip_reason, podman_skip_reason
+from tests.helpers.runc import build_rootfs
+from tests.test_podman import KIND, fake_host, hook_args, scan, settle, veth_pair
+
+pytestmark = [pytest.mark.usefixtures("needs_runc"), pytest.mark.root, pytest.mark.runc]
+
+IMAGE_CONF = "NCCL_DEBUG=WARN\nNCCL_ALGO=Ring\n"
+
+
+@pytest.fixture
+def podman(needs_runc, tmp_path):
+    """podman with a root of this test's own (podman --rootfs runs in the directory itself),
+    its state under a short path (podman refuses a runroot of more than 50 characters)."""
+    reason = podman_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    directory = tempfile.mkdtemp(prefix="cdigen-podman-")
+    made = Podman(directory, build_rootfs(tmp_path))
+    yield made
+    made.cleanup()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_podman_device_twice_names_both_nics_and_keeps_the_images_lines(podman, net, tree, tmp_path, runtime):
+    if runtime == "crun" and (reason := crun_skip_reason()):
+        pytest.skip(reason)
+    root, (nic0, nic1) = fake_host(tree)
+    spec = scan(root, [nic0, nic1], tmp_path / "cdi", "--for", "podman-4", names="net{n}")
+    rdma0, rdma1 = (hook_args(spec, gpu)[-1] for gpu in ("gpu0", "gpu1"))
+    (tmp_path / "rootfs" / "etc").mkdir()
+    (tmp_path / "rootfs" / "etc" / "nccl.conf").write_text(IMAGE_CONF)
+    veth_pair(net, nic0)
+    veth_pair(net, nic1)
+
+    both = podman.run(tmp_path / "cdi", [f"{KIND}=gpu1", f"{KIND}=gpu0"], ["cat", "/etc/nccl.conf"], runtime=runtime)
+
+    assert both.returncode == 0, both.stderr
+    assert both.stdout == f"{BEGIN}NCCL_IB_HCA=={rdma1},{rdma0}\nNCCL_SOCKET_IFNAME==net0,net1\n{END}{IMAGE_CONF}"
+    assert podman.wait_idle() == []
+    for nic in (nic0, nic1):  # a veth dies with the namespace unless the poststop hook was first
+        settle(lambda nic=nic: link(nic) is not None, timeout=3)
+        if link(nic) is None:
+            veth_pair(net, nic)
+
+    alone = podman.run(tmp_path / "cdi", [f"{KIND}=gpu0"], ["cat", "/etc/nccl.conf"], runtime=runtime)
+
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout == f"{BEGIN}NCCL_IB_HCA=={rdma0}\nNCCL_SOCKET_IFNAME==net0\n{END}{IMAGE_CONF}"
+    assert podman.wait_idle() == []
