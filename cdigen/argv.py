@@ -118,8 +118,10 @@ def parse(argv: list[str], command: Command) -> dict | None:
 
 def no_such_option(name: str, known) -> str:
     """The message for an unknown option, with the nearest of `known` when one is close
-    (difflib's measure, as click's)."""
+    (difflib's measure, as click's, but without the dashes, which every option shares:
+    `--frobnicate` is not close to `--roce`)."""
     from difflib import get_close_matches
 
-    close = get_close_matches(name, list(known), 1)
-    return f"no such option: {quoted(name)}" + (f"; did you mean {close[0]}?" if close else "")
+    bare = {option.lstrip("-"): option for option in known}
+    close = get_close_matches(name.lstrip("-"), list(bare), 1)
+    return f"no such option: {quoted(name)}" + (f"; did you mean {bare[close[0]]}?" if close else "")

@@ -40,6 +40,7 @@ USAGE_MISTAKES = [  # argv, the command's words, the message
     (["--bogus"], "", "no such option: '--bogus'"),
     (["apply", "--devise", "x", "b"], "apply", "no such option: '--devise'; did you mean --device?"),
     (["hook", "--bogus"], "hook", "no such option: '--bogus'"),
+    (["hook", "--frobnicate"], "hook", "no such option: '--frobnicate' (see"),  # not "near" --roce by its dashes
     (["hook", "ldcache", "--foldr", "x"], "hook ldcache", "no such option: '--foldr'; did you mean --folder?"),
     (["dan", "--bogus"], "dan", "no such option: '--bogus'"),
     (["netdev", "restore", "--bogus"], "netdev restore", "no such option: '--bogus'"),
