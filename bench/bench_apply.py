@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 
-from common import DEV_CDIGEN, HEADER, PYTHON, environment, installed, rounds, row, timed
+from common import DEV_CDIGEN, HEADER, PYTHON, environment, installed, rounds, row, runc_bundle, timed
 
 HOOK_PATH = "/usr/local/bin/cdigen"
 KIND = "cdigen.io/gpu"
@@ -134,12 +134,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cdigen-bench-") as tmp:
         cdigen = installed(tmp)
         python = os.path.join(os.path.dirname(cdigen), "python")
-        bundle = os.path.join(tmp, "bundle")
-        os.makedirs(bundle)
-        subprocess.run(["runc", "spec"], cwd=bundle, check=True)
-        config = os.path.join(bundle, "config.json")
-        with open(config, "rb") as f:
-            pristine = f.read()
+        bundle, config, pristine = runc_bundle(tmp)
 
         def apply(argv: list[str], ok=(0,)):
             def run(e: dict) -> float:

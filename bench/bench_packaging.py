@@ -26,7 +26,7 @@ import tempfile
 
 from bench_apply import HOOK_PATH, KIND, hgx_specs
 from bench_hook import Scene
-from common import HEADER, environment, installed, rounds, row, timed
+from common import HEADER, environment, installed, rounds, row, runc_bundle, timed
 
 
 def footprint_mb(executable: str) -> float:
@@ -58,12 +58,7 @@ def main() -> None:
             if not sep or not os.access(executable, os.X_OK):
                 raise SystemExit(f"not NAME=EXECUTABLE, or not executable: {given}")
             candidates[name] = os.path.abspath(executable)
-        bundle = os.path.join(tmp, "bundle")
-        os.makedirs(bundle)
-        subprocess.run(["runc", "spec"], cwd=bundle, check=True)
-        config = os.path.join(bundle, "config.json")
-        with open(config, "rb") as f:
-            pristine = f.read()
+        bundle, config, pristine = runc_bundle(tmp)
         hgx_yaml = hgx_specs(tmp)[0]
         hook_env = {**env, "CDIGEN_STATE_DIR": tmp}  # the hook's record files go with the rest
 

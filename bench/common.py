@@ -78,6 +78,16 @@ def installed(directory: str, repo: str = REPO) -> str:
     return script
 
 
+def runc_bundle(tmp: str) -> tuple[str, str, bytes]:
+    """A bundle with `runc spec`'s config.json: (bundle, config.json's path, its bytes)."""
+    bundle = os.path.join(tmp, "bundle")
+    os.makedirs(bundle)
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    config = os.path.join(bundle, "config.json")
+    with open(config, "rb") as f:
+        return bundle, config, f.read()
+
+
 def sh(*argv: str) -> None:
     """Run a set-up or tear-down command (not timed); its failure ends the benchmark."""
     subprocess.run(argv, check=True, capture_output=True)
