@@ -160,9 +160,21 @@ def is_cdigen_hook(entry: object) -> bool:
         isinstance(args, list)
         and len(args) >= 2
         and args[1] == "hook"
-        and args[2:3] not in ([LDCACHE], [NCCL])
+        and args[2:3] != [LDCACHE]
         and os.path.basename(str(entry.get("path", ""))) == "cdigen"
     )
+
+
+def runtime_entries(config: dict) -> list[list[str]]:
+    """The arguments (those after `hook`) of config.json's `cdigen hook` createRuntime
+    entries, in order: a CDI injector adds one per device, in the order of its devices."""
+    hooks = config.get("hooks")
+    entries = hooks.get(HOOK_NAME) if isinstance(hooks, dict) else None
+    return [
+        entry["args"][2:]
+        for entry in (entries if isinstance(entries, list) else [])
+        if is_cdigen_hook(entry) and all(isinstance(a, str) for a in entry["args"])
+    ]
 
 
 def container_nics(config: dict, wanted: list = ()) -> tuple[list, dict[str, bool]]:
@@ -177,16 +189,12 @@ def container_nics(config: dict, wanted: list = ()) -> tuple[list, dict[str, boo
     from cdigen import netdev
     from cdigen.oci.config import net_devices
 
-    hooks = config.get("hooks")
-    entries = hooks.get(HOOK_NAME) if isinstance(hooks, dict) else None
     devices = net_devices(config)
     nics: dict = {}
     ports: dict[str, bool] = {}
-    for entry in entries if isinstance(entries, list) else []:
-        if not is_cdigen_hook(entry) or not all(isinstance(a, str) for a in entry["args"]):
-            continue
+    for args in runtime_entries(config):
         try:
-            parsed = parse_hook_args(entry["args"][2:])
+            parsed = parse_hook_args(args)
             settings = netdev.parse_args(parsed["netdev"]) if parsed else []
         except InvalidInput:
             continue
@@ -210,7 +218,11 @@ def library_variables(nics: list, ports: dict[str, bool], topo_file: str | None)
     """What NCCL and UCX read to use the container's NICs (`container_nics`) and no other
     (docs/nccl.md): their RDMA ports in the exact-match form of NCCL_IB_HCA and in
     UCX_NET_DEVICES, the container names of those cdigen gives an address in
-    NCCL_SOCKET_IFNAME, and NCCL_TOPO_FILE; in the order of the container's devices."""
+    NCCL_SOCKET_IFNAME, and NCCL_TOPO_FILE (`topo_file`); in the order of the container's
+    devices. Nothing for a container whose entries name no RDMA port and that has no topology
+    file: a spec scanned before cdigen told the libraries anything."""
+    if not ports and not topo_file:
+        return {}
     out = {}
     if ports:
         out["NCCL_IB_HCA"] = "=" + ",".join(ports)
@@ -222,6 +234,19 @@ def library_variables(nics: list, ports: dict[str, bool], topo_file: str | None)
     if topo_file:
         out["NCCL_TOPO_FILE"] = topo_file
     return out
+
+
+NCCL_TOPO_CONTAINER_PATH = "/etc/cdigen/nccl-topo.xml"  # where the spec mounts the host's topology file
+
+
+def topo_file(config: dict) -> str | None:
+    """NCCL_TOPO_CONTAINER_PATH when config.json mounts a file there (the spec's own edits do
+    when scan used an NCCL topology file), else None: what NCCL_TOPO_FILE names."""
+    mounts = config.get("mounts")
+    for mount in mounts if isinstance(mounts, list) else []:
+        if isinstance(mount, dict) and mount.get("destination") == NCCL_TOPO_CONTAINER_PATH:
+            return NCCL_TOPO_CONTAINER_PATH
+    return None
 
 
 # ---------------------------------------------------------------------------- the driver libraries
@@ -308,66 +333,3 @@ def _container_path(path: str, flag: str) -> str:
     if not path.startswith("/") or ".." in parts or "\0" in path or len(path) > 4096 or not path.strip("/"):
         raise HookArgsError(f"{flag} {quoted(path)}: expected an absolute path inside the container, without '..'")
     return path
-
-
-# ---------------------------------------------------------------------------- NCCL and UCX
-# `cdigen hook nccl [--topo-file PATH]`: the createContainer hook that writes what NCCL and UCX
-# read (library_variables, and the RoCE GID index only sysfs knows once the container's address
-# is set) into their configuration files in the container's root (docs/nccl.md). One entry per
-# spec; it marks a spec whose containers get those variables, from `apply` and the runtime shim
-# too (cdigen.cdi.edits). Like ldcache's, is_cdigen_hook() is false for it.
-
-NCCL = "nccl"
-NCCL_HOOK_NAME = "createContainer"  # the container's mount namespace, after createRuntime set the addresses
-NCCL_TOPO_CONTAINER_PATH = "/etc/cdigen/nccl-topo.xml"  # where the spec mounts the host's topology file
-
-NCCL_COMMAND = Command(
-    "hook nccl",
-    (Option("--topo-file", "PATH", "The NCCL topology file as the container sees it (NCCL_TOPO_FILE)."),),
-)
-
-
-def nccl_hook(path: str, topo_file: str | None = None) -> dict:
-    """The CDI `containerEdits.hooks` entry of `cdigen hook nccl [--topo-file PATH]`."""
-    args = ["cdigen", "hook", NCCL] + (["--topo-file", topo_file] if topo_file else [])
-    return {"hookName": NCCL_HOOK_NAME, "path": path, "args": args}
-
-
-def parse_nccl_argv(argv: list[str]) -> dict | None:
-    """{"topo_file": PATH or None} of `cdigen hook nccl` arguments (those after `nccl`); None
-    when help is asked for. HookArgsError for anything else."""
-    try:
-        parsed = parse(argv, NCCL_COMMAND)
-    except UsageError as e:
-        raise HookArgsError(str(e)) from None
-    if parsed and parsed["topo_file"] is not None:
-        _container_path(parsed["topo_file"], "--topo-file")
-    return parsed
-
-
-def is_nccl_hook(entry: object) -> bool:
-    """True for an OCI (or CDI) hook entry that runs `cdigen hook nccl`."""
-    args = entry.get("args") if isinstance(entry, dict) else None
-    return (
-        isinstance(args, list)
-        and args[1:3] == ["hook", NCCL]
-        and all(isinstance(a, str) for a in args)
-        and os.path.basename(str(entry.get("path", ""))) == "cdigen"
-    )
-
-
-def nccl_entry(config: dict) -> dict | None:
-    """The arguments (`parse_nccl_argv`) of config.json's first `cdigen hook nccl`
-    createContainer entry whose arguments it takes; None when there is none."""
-    hooks = config.get("hooks")
-    entries = hooks.get(NCCL_HOOK_NAME) if isinstance(hooks, dict) else None
-    for entry in entries if isinstance(entries, list) else []:
-        if not is_nccl_hook(entry):
-            continue
-        try:
-            parsed = parse_nccl_argv(entry["args"][3:])
-        except HookArgsError:
-            continue
-        if parsed is not None:
-            return parsed
-    return None

@@ -196,9 +196,8 @@ def test_spec_with_a_driver_root(tree, tmp_path, snapshot):
         check_spec(spec, version)  # mounts without `type`: every CDI library loads them
     assert spec["cdiVersion"] == "0.3.0"
     common = spec["containerEdits"]
-    hook, nccl = common["hooks"]
+    [hook] = common["hooks"]
     assert hook["hookName"] == "createContainer" and hook["args"][:3] == ["cdigen", "hook", "ldcache"]
-    assert nccl["args"] == ["cdigen", "hook", "nccl"]  # docs/nccl.md
     assert hook["args"][3:5] == ["--host-driver-version", driver.VERSION]  # CUDA forward compatibility
     assert all(m["hostPath"].startswith(drv) for m in common["mounts"])
     # The GPU devices themselves carry no driver file: it is the spec's, once per container.
@@ -211,8 +210,7 @@ def test_spec_with_a_driver_root(tree, tmp_path, snapshot):
 def test_no_driver_files_and_option_errors(tmp_path):
     proc = scan("--example", "hgx-h100-driver", "--no-driver-files")
     spec = load(proc.stdout)
-    assert "mounts" not in spec["containerEdits"]
-    assert [h["args"][2] for h in spec["containerEdits"]["hooks"]] == ["nccl"]  # no ldcache
+    assert "mounts" not in spec["containerEdits"] and "hooks" not in spec["containerEdits"]
     assert "gdrcopy" in [d["name"] for d in spec["devices"]]  # device nodes, not driver files
     proc = scan("--example", "hgx-h100-driver", "--driver-root", str(tmp_path), check=2)
     assert proc.stderr == "cdigen: error: --driver-root not with --example (an example is its own driver root)\n"
@@ -229,5 +227,4 @@ def test_example_driver_files_are_shown_as_the_hosts():
     mounts = spec["containerEdits"]["mounts"]
     assert all(m["hostPath"] == m["containerPath"] for m in mounts)  # the example's tree is shown as /
     assert f"{LIB}/libcuda.so.550.90.07" in [m["hostPath"] for m in mounts]
-    common = load(scan("--example", "hgx-h100").stdout)["containerEdits"]
-    assert common.keys() == {"deviceNodes", "hooks"} and [h["args"][2] for h in common["hooks"]] == ["nccl"]
+    assert load(scan("--example", "hgx-h100").stdout)["containerEdits"].keys() == {"deviceNodes"}

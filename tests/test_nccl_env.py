@@ -1,9 +1,10 @@
 """NCCL and UCX use the NICs a container got (docs/nccl.md): the spec's `--ib`/`--roce` hook
-arguments and `cdigen hook nccl` entry; `apply` (and so the runtime shim) adding NCCL_IB_HCA,
-UCX_NET_DEVICES, NCCL_SOCKET_IFNAME and NCCL_TOPO_FILE to process.env in the order of the
-container's devices, never over the user's; the createContainer hook writing the same, and the
-RoCE GID index, into the container's /etc/nccl.conf and ucx.conf. Whole processes where the user
-sees them; the GID lookup in-process on fake sysfs trees."""
+arguments; `apply` (and so the runtime shim) adding NCCL_IB_HCA, UCX_NET_DEVICES,
+NCCL_SOCKET_IFNAME and NCCL_TOPO_FILE to process.env in the order of the container's devices,
+never over the user's; the `cdigen hook` createRuntime entries writing what the environment
+lacks, and the RoCE GID index, into the container's /etc/nccl.conf and ucx.conf. Whole
+processes where the user sees them (an entry without netdev needs no network namespace); the
+file step and the GID lookup in-process on fake sysfs trees."""
 
 import json
 import os
@@ -53,19 +54,19 @@ def library_env(config: dict) -> dict[str, str]:
     return {key: value for key, _, value in pairs if key in LIBRARY_KEYS}
 
 
-def test_scan_carries_each_nics_rdma_port_and_one_nccl_entry(tmp_path):
+def test_scan_carries_each_nics_rdma_port_and_no_entry_of_its_own(tmp_path):
     spec = scanned(tmp_path)
     devices = {d["name"]: d["containerEdits"] for d in spec["devices"]}
     create, poststop = devices["gpu1"]["hooks"]
     assert create["args"][-2:] == ["--roce", "mlx5_1:1"] and poststop["args"][-2:] == ["--roce", "mlx5_1:1"]
-    assert [h["args"] for h in spec["containerEdits"]["hooks"]] == [["cdigen", "hook", "nccl"]]
+    assert "hooks" not in spec["containerEdits"]  # the createRuntime entries do it: no process more
     # An HCA without a netdev still names its port, in a createRuntime entry that moves nothing.
     cascade = scanned(tmp_path, "cascade")
     assert cascade["devices"][0]["containerEdits"]["hooks"] == [
         {"hookName": "createRuntime", "path": HOOK_PATH, "args": ["cdigen", "hook", "--ib", "mlx5_0:1"]}
     ]
     workstation = scanned(tmp_path, "workstation")
-    assert "hooks" not in workstation.get("containerEdits", {})  # no RDMA NIC: no entry
+    assert "hooks" not in workstation.get("containerEdits", {})
 
 
 def test_apply_two_devices_name_both_nics_in_each_list_in_request_order(tmp_path):
@@ -80,16 +81,21 @@ def test_apply_two_devices_name_both_nics_in_each_list_in_request_order(tmp_path
         "enp22s0np0": "net0",
         "enp20s0np0": "net1",
     }
-    # RoCE: the hook stays, for the GID index only it can read (its files repeat the rest).
-    assert config["hooks"]["createContainer"] == [{"path": HOOK_PATH, "args": ["cdigen", "hook", "nccl"]}]
+    assert "createContainer" not in config["hooks"]
 
 
-def test_apply_leaves_the_nccl_hook_out_for_infiniband_nics(tmp_path):
-    """The environment says everything the hook would write: no hook process at the start."""
+def test_after_apply_the_hook_writes_no_file_for_infiniband(tmp_path):
+    """The environment says everything: the createRuntime entries leave the image alone."""
     scanned(tmp_path, "hgx-h100")
     config = applied(tmp_path, ["gpu0", "gpu1"])
     assert library_env(config) == {"NCCL_IB_HCA": "=mlx5_0:1,mlx5_1:1", "UCX_NET_DEVICES": "mlx5_0:1,mlx5_1:1"}
-    assert "createContainer" not in config["hooks"]
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc" / "ucx").mkdir(parents=True)
+    (rootfs / "etc" / "ucx" / "ucx.conf").write_text("UCX_TLS=rc\n")
+    config["root"] = {"path": str(rootfs)}
+    for argv in hookentry.runtime_entries(config):
+        assert tell(tmp_path, config, argv) == []
+    assert os.listdir(rootfs / "etc") == ["ucx"] and (rootfs / "etc" / "ucx" / "ucx.conf").read_text() == "UCX_TLS=rc\n"
 
 
 def test_apply_one_device_names_only_its_own(tmp_path):
@@ -128,19 +134,24 @@ def test_a_nic_without_address_is_left_out_of_the_socket_list(tmp_path):
     assert library_env(config) == {"NCCL_IB_HCA": "=mlx5_0:1,mlx5_1:1", "UCX_NET_DEVICES": "mlx5_0:1,mlx5_1:1"}
 
 
-def test_a_spec_without_the_nccl_entry_gets_nothing(tmp_path):
-    """A spec scanned before this change (no `--rdma`, no `cdigen hook nccl`): apply adds no
-    variable, and no hook writes any file."""
+def test_a_spec_from_before_gets_nothing(tmp_path):
+    """A spec scanned before cdigen named RDMA ports (no `--roce`, no topology file): apply
+    adds no variable, and no hook writes any file."""
     spec = scanned(tmp_path)
-    del spec["containerEdits"]["hooks"]
     for d in spec["devices"]:
         for hook in d["containerEdits"].get("hooks", []):
             hook["args"] = [a for i, a in enumerate(hook["args"]) if "--roce" not in hook["args"][i - 1 : i + 1]]
     (tmp_path / "cdi" / "cdigen.yaml").write_text(json.dumps(spec))
     config = applied(tmp_path, ["gpu0", "gpu1"])
-    assert library_env(config) == {} and "createContainer" not in config["hooks"]
+    assert library_env(config) == {}
     nics, ports = hookentry.container_nics(config)
-    assert ports == {} and hookentry.library_variables(nics, ports, None) == {"NCCL_SOCKET_IFNAME": "=net0,net1"}
+    assert [c.container_name for c in nics] == ["net0", "net1"] and ports == {}
+    assert hookentry.library_variables(nics, ports, None) == {}
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    config["root"] = {"path": str(rootfs)}
+    assert tell(tmp_path, config, hookentry.runtime_entries(config)[-1]) == []
+    assert os.listdir(rootfs / "etc") == []
 
 
 def test_topology_file_is_mounted_and_named(tree, tmp_path):
@@ -154,7 +165,7 @@ def test_topology_file_is_mounted_and_named(tree, tmp_path):
     run_cdigen("scan", "--root", tree(flat_tree(xml)), "--nccl-topo", xml, "--hook-path", HOOK_PATH, "-o", out, check=0)
     with open(out) as f:
         common = YAML(typ="safe", pure=True).load(f)["containerEdits"]
-    assert common["hooks"][-1]["args"] == ["cdigen", "hook", "nccl", "--topo-file", "/etc/cdigen/nccl-topo.xml"]
+    assert "hooks" not in common
     assert common["mounts"][-1] == {
         "hostPath": str(xml),
         "containerPath": "/etc/cdigen/nccl-topo.xml",
@@ -168,7 +179,17 @@ def test_topology_file_is_mounted_and_named(tree, tmp_path):
     }
     mount = next(m for m in config["mounts"] if m["destination"] == "/etc/cdigen/nccl-topo.xml")
     assert mount["source"] == str(xml) and "ro" in mount["options"]
-    assert "createContainer" not in config["hooks"]  # InfiniBand: the environment says it all
+    assert hookentry.topo_file(config) == "/etc/cdigen/nccl-topo.xml"
+    assert hookentry.topo_file(base_config()) is None
+
+
+def test_a_topology_file_alone_is_named(tmp_path):
+    """A flat VM whose devices have no RDMA NIC (NC A100 v4): apply names the mounted file."""
+    config = base_config()
+    config["mounts"].append({"destination": "/etc/cdigen/nccl-topo.xml", "source": "/opt/topo.xml"})
+    assert hookentry.library_variables([], {}, hookentry.topo_file(config)) == {
+        "NCCL_TOPO_FILE": "/etc/cdigen/nccl-topo.xml"
+    }
 
 
 # ---------------------------------------------------------------------------- the arguments
@@ -185,9 +206,14 @@ def test_bad_rdma_ports_are_refused(tmp_path, value):
     assert proc.stderr.startswith("cdigen: error: hook: --roce ") and proc.stderr.count("\n") == 1
 
 
-def test_an_entry_with_only_rdma_ports_moves_nothing(tmp_path):
+def test_an_entry_with_only_rdma_ports_moves_nothing_and_never_fails(tmp_path):
     state = json.dumps({"ociVersion": "1.0.2", "id": "x", "status": "creating", "bundle": str(tmp_path / "nope")})
-    assert run_cdigen("hook", "--ib", "mlx5_0:1", input=state, check=0).stderr == ""
+    proc = run_cdigen("hook", "--ib", "mlx5_0:1", input=state, check=0)
+    assert proc.stderr == (
+        f"cdigen: warning: hook: {tmp_path}/nope/config.json: cannot read: No such file or directory;"
+        " NCCL and UCX not told\n"
+    )
+    assert run_cdigen("hook", "--poststop", "--ib", "mlx5_0:1", input=state, check=0).stderr == ""
 
 
 def test_container_nics_reads_every_entry_in_order_and_numbers_them():
@@ -214,12 +240,12 @@ def test_container_nics_reads_every_entry_in_order_and_numbers_them():
         hookentry.container_nics(config)
 
 
-# ---------------------------------------------------------------------------- the hook
+# ---------------------------------------------------------------------------- the hook's files
 
 
 def engine_config(spec: dict, devices: list[str], rootfs) -> dict:
-    """config.json as a CDI engine leaves it: each requested device's hook entries appended in
-    request order, the spec's own createContainer entry, no variable of ours, `{n}` unresolved."""
+    """config.json as a CDI engine leaves it: the spec's own hook entries, then each requested
+    device's appended in request order, no variable of ours, `{n}` unresolved."""
     config = base_config()
     config["root"] = {"path": str(rootfs)}
     hooks: dict = {}
@@ -231,9 +257,16 @@ def engine_config(spec: dict, devices: list[str], rootfs) -> dict:
     return config
 
 
-def run_nccl_hook(bundle, *args: str, check=0):
+def tell(tmp_path, config: dict, argv: list[str], gid_wait: float = 0) -> list[str]:
+    """The hook's file step, as the entry with arguments `argv`, on a sysfs without RDMA devices."""
+    return nccl.tell_libraries(str(tmp_path), config, argv, str(tmp_path), gid_wait)
+
+
+def run_ports_only_entry(bundle, check=0):
+    """`cdigen hook --ib mlx5_0:1` as the runtime runs cascade's gpu0 entry (an HCA without
+    netdev): a whole hook process that moves nothing, so it needs no network namespace."""
     state = json.dumps({"ociVersion": "1.0.2", "id": "x", "status": "creating", "bundle": str(bundle)})
-    return run_cdigen("hook", "nccl", *args, input=state, check=check)
+    return run_cdigen("hook", "--ib", "mlx5_0:1", input=state, check=check)
 
 
 def test_hook_writes_both_nics_keeps_the_images_lines_and_changes_nothing_the_second_time(tmp_path):
@@ -242,9 +275,10 @@ def test_hook_writes_both_nics_keeps_the_images_lines_and_changes_nothing_the_se
     (rootfs / "etc" / "ucx").mkdir(parents=True)
     (rootfs / "etc" / "nccl.conf").write_text("NCCL_DEBUG=WARN\nNCCL_SOCKET_IFNAME=eth0\n")
     (rootfs / "etc" / "ucx" / "ucx.conf").write_text("[Grace Hopper]\nCPU model=Grace\nUCX_IB_ODP_MEM_TYPES=host\n")
-    bundle = make_bundle(tmp_path, engine_config(spec, ["gpu1", "gpu0"], rootfs))
+    config = engine_config(spec, ["gpu1", "gpu0"], rootfs)
+    first, last = hookentry.runtime_entries(config)
 
-    assert run_nccl_hook(bundle).stderr == ""
+    assert tell(tmp_path, config, first) == []
 
     assert (rootfs / "etc" / "nccl.conf").read_text() == (
         f"{nccl.BEGIN}NCCL_IB_HCA==mlx5_1:1,mlx5_0:1\n{nccl.END}NCCL_DEBUG=WARN\nNCCL_SOCKET_IFNAME=eth0\n"
@@ -255,67 +289,113 @@ def test_hook_writes_both_nics_keeps_the_images_lines_and_changes_nothing_the_se
         "[Grace Hopper]\nCPU model=Grace\nUCX_IB_ODP_MEM_TYPES=host\n"
     )
     before = {p: (p.read_bytes(), p.stat().st_ino) for p in (rootfs / "etc").rglob("*.conf")}
-    assert run_nccl_hook(bundle).stderr == ""
+    assert tell(tmp_path, config, last) == []  # no GID of these addresses here: the same block
+    assert tell(tmp_path, config, last) == []
     assert {p: (p.read_bytes(), p.stat().st_ino) for p in (rootfs / "etc").rglob("*.conf")} == before
+
+
+def test_the_containers_environment_wins_over_the_files(tmp_path):
+    spec = scanned(tmp_path)
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    config = engine_config(spec, ["gpu0"], rootfs)
+    config["process"]["env"].append("NCCL_IB_HCA=mlx5_7")  # podman -e
+    assert tell(tmp_path, config, hookentry.runtime_entries(config)[0]) == []
+    assert (rootfs / "etc" / "nccl.conf").read_text() == f"{nccl.BEGIN}NCCL_SOCKET_IFNAME==net0\n{nccl.END}"
 
 
 def test_hook_in_a_shared_root_replaces_its_own_earlier_block(tmp_path):
     spec = scanned(tmp_path)
     rootfs = tmp_path / "rootfs"
     (rootfs / "etc").mkdir(parents=True)
-    both = make_bundle(tmp_path, engine_config(spec, ["gpu0", "gpu1"], rootfs), "both")
-    alone = make_bundle(tmp_path, engine_config(spec, ["gpu1"], rootfs), "alone")
-    run_nccl_hook(both)
-    run_nccl_hook(alone)
+    both = engine_config(spec, ["gpu0", "gpu1"], rootfs)
+    alone = engine_config(spec, ["gpu1"], rootfs)
+    tell(tmp_path, both, hookentry.runtime_entries(both)[-1])
+    tell(tmp_path, alone, hookentry.runtime_entries(alone)[-1])
     assert (rootfs / "etc" / "nccl.conf").read_text() == (
         f"{nccl.BEGIN}NCCL_IB_HCA==mlx5_1:1\nNCCL_SOCKET_IFNAME==net0\n{nccl.END}"
     )
     assert not (rootfs / "etc" / "ucx").exists()  # no ucx.conf in the image: none made
 
 
-@pytest.mark.parametrize(
-    "args, config, message",
-    [
-        (["--topo-file", "relative.xml"], None, "--topo-file 'relative.xml': expected an absolute path"),
-        (["--bogus"], None, "no such option"),
-        ([], "missing", "config.json: cannot read"),
-        ([], {"linux": {}, "hooks": "x"}, "root.path: expected a non-empty string"),
-    ],
-)
-def test_hook_never_fails_the_container(tmp_path, args, config, message):
-    spec = scanned(tmp_path)
+def test_an_entry_without_netdev_writes_the_whole_containers_block(tmp_path):
+    """cascade: gpu1 a RoCE NIC, gpu0 an HCA without netdev, whose entry runs last here."""
+    spec = scanned(tmp_path, "cascade")
     rootfs = tmp_path / "rootfs"
     (rootfs / "etc").mkdir(parents=True)
-    full = engine_config(spec, ["gpu0"], rootfs)
-    if isinstance(config, dict):
-        full.pop("root")
-    bundle = make_bundle(tmp_path, full)
-    if config == "missing":
+    bundle = make_bundle(tmp_path, engine_config(spec, ["gpu1", "gpu0"], rootfs))
+    assert run_ports_only_entry(bundle).stderr == ""
+    assert (rootfs / "etc" / "nccl.conf").read_text() == f"{nccl.BEGIN}NCCL_IB_HCA==mlx5_1:1,mlx5_0:1\n{nccl.END}"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("no config.json", "config.json: cannot read"),
+        ("no root", "root.path: expected a non-empty string"),
+        ("read-only root", "the container's root is read-only; NCCL and UCX not told"),
+    ],
+)
+def test_hook_never_fails_the_container_for_the_files(tmp_path, change, message):
+    spec = scanned(tmp_path, "cascade")
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    config = engine_config(spec, ["gpu0"], rootfs)
+    if change == "no root":
+        del config["root"]
+    if change == "read-only root":
+        config["root"]["readonly"] = True  # runc would remount it read-only only in the container's namespace
+    bundle = make_bundle(tmp_path, config)
+    if change == "no config.json":
         (bundle / "config.json").unlink()
-    proc = run_nccl_hook(bundle, *args)
-    assert proc.stderr.startswith("cdigen: warning: hook nccl: ") and message in proc.stderr
-    assert proc.stderr.count("\n") == 1 and proc.stderr.rstrip().endswith("nothing written")
+    proc = run_ports_only_entry(bundle)
+    assert proc.stderr.startswith("cdigen: warning: hook: ") and message in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert not (rootfs / "etc" / "nccl.conf").exists()
+
+
+def test_hook_on_a_read_only_filesystem_is_one_warning(tmp_path, read_only_dir):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: a read-only bind mount")
+    spec = scanned(tmp_path, "cascade")
+    rootfs = read_only_dir({})
+    (tmp_path / "ro-src" / "etc").mkdir()  # through the writable source
+    proc = run_ports_only_entry(make_bundle(tmp_path, engine_config(spec, ["gpu0"], rootfs)))
+    assert proc.stderr == "cdigen: warning: hook: /etc/nccl.conf: not written (Read-only file system)\n"
     assert not (rootfs / "etc" / "nccl.conf").exists()
 
 
 def test_hook_stays_inside_the_root_and_leaves_odd_files_alone(tmp_path):
-    spec = scanned(tmp_path)
+    """The hook runs in the runtime's mount namespace, where the host's files are: an image's
+    link to a host file is followed inside the container's root, never out of it."""
+    spec = scanned(tmp_path, "cascade")
     rootfs = tmp_path / "rootfs"
     (rootfs / "etc").mkdir(parents=True)
+    host_file = tmp_path / "host" / "nccl.conf"
+    host_file.parent.mkdir()
+    host_file.write_text("NCCL_DEBUG=INFO\n")
+    bundle = make_bundle(tmp_path, engine_config(spec, ["gpu0"], rootfs))
+
+    (rootfs / "etc" / "nccl.conf").symlink_to(host_file)  # absolute: starts again at the root
+    proc = run_ports_only_entry(bundle)
+    assert proc.stderr == "cdigen: warning: hook: /etc/nccl.conf: not written (No such file or directory)\n"
+    inside = rootfs / str(host_file).lstrip("/")
+    inside.parent.mkdir(parents=True)
+    assert run_ports_only_entry(bundle).stderr == ""
+    assert inside.read_text().startswith(nccl.BEGIN)
+    assert host_file.read_text() == "NCCL_DEBUG=INFO\n"
+
+    (rootfs / "etc" / "nccl.conf").unlink()
     (rootfs / "etc" / "nccl.conf").symlink_to("../../../../outside.conf")  # climbs no further than the root
     outside = (rootfs / "etc" / "../../../../outside.conf").resolve()
-    bundle = make_bundle(tmp_path, engine_config(spec, ["gpu0"], rootfs))
-    assert run_nccl_hook(bundle).stderr == ""
+    assert run_ports_only_entry(bundle).stderr == ""
     assert not outside.exists()
     assert (rootfs / "outside.conf").read_text().startswith(nccl.BEGIN)
+
     (rootfs / "etc" / "nccl.conf").unlink()
     (rootfs / "etc" / "nccl.conf").mkdir()
-    proc = run_nccl_hook(bundle)
-    assert proc.stderr == "cdigen: warning: hook nccl: /etc/nccl.conf: left alone (not a regular file)\n"
-
-
-def test_hook_help_and_a_terminal():
-    assert run_cdigen("hook", "nccl", "--help", check=0).stdout.startswith("usage: cdigen hook nccl [OPTIONS]")
+    proc = run_ports_only_entry(bundle)
+    assert proc.stderr == "cdigen: warning: hook: /etc/nccl.conf: left alone (not a regular file)\n"
 
 
 # ---------------------------------------------------------------------------- the RoCE GID index
@@ -398,35 +478,53 @@ def test_gid_that_the_kernel_adds_a_moment_later_is_waited_for(tree):
     later.join()
 
 
-def test_hook_writes_the_gid_index_in_nccl_conf(tree, tmp_path):
+def test_the_last_entry_writes_the_gid_index_in_nccl_conf(tree, tmp_path):
+    """Each entry writes the block once its own NICs are addressed; only the last one, which
+    finds every NIC addressed, looks for the GID index (and waits for it)."""
     root, devices, netdevs = roce_tree(tree)
     gid_table(root, devices[0], netdevs[0], usual_table("0000:0000:0000:0000:0000:ffff:c000:020a"))
+    gid_table(root, devices[1], netdevs[1], usual_table("0000:0000:0000:0000:0000:ffff:c000:020b"))
     rootfs = tmp_path / "rootfs"
     (rootfs / "etc").mkdir(parents=True)
     config = base_config() | {"root": {"path": str(rootfs)}}
     config["hooks"] = {
         "createRuntime": [
-            {"path": HOOK_PATH, "args": ["cdigen", "hook", "--netdev", f"{netdevs[0]}=address=192.0.2.10/24"]
-             + ["--roce", f"{devices[0]}:1"]}
+            {"path": HOOK_PATH, "args": ["cdigen", "hook", "--netdev", f"{netdev}=address=192.0.2.{10 + i}/24"]
+             + ["--roce", f"{device}:1"]}
+            for i, (device, netdev) in enumerate(zip(devices, netdevs, strict=True))
         ],
-        "createContainer": [{"path": HOOK_PATH, "args": ["cdigen", "hook", "nccl"]}],
     }  # fmt: skip
-    bundle = make_bundle(tmp_path, config)
-    state = json.dumps({"ociVersion": "1.0.2", "id": "x", "status": "creating", "bundle": str(bundle)}).encode()
-    assert nccl.run(state, None, root, gid_wait=0) == []
-    assert (rootfs / "etc" / "nccl.conf").read_text() == (
-        f"{nccl.BEGIN}NCCL_IB_HCA=={devices[0]}:1\nNCCL_SOCKET_IFNAME=={netdevs[0]}\nNCCL_IB_GID_INDEX=3\n{nccl.END}"
-    )
+    first, last = hookentry.runtime_entries(config)
+    conf = rootfs / "etc" / "nccl.conf"
+    block = f"NCCL_IB_HCA=={devices[0]}:1,{devices[1]}:1\nNCCL_SOCKET_IFNAME=={netdevs[0]},{netdevs[1]}\n"
+
+    start = time.monotonic()
+    assert nccl.tell_libraries(str(tmp_path), config, first, root, gid_wait=5) == []
+    assert time.monotonic() - start < 1  # the second NIC has no address yet: not waited for
+    assert conf.read_text() == f"{nccl.BEGIN}{block}{nccl.END}"
+    assert nccl.tell_libraries(str(tmp_path), config, last, root, gid_wait=0) == []
+    assert conf.read_text() == f"{nccl.BEGIN}{block}NCCL_IB_GID_INDEX=3\n{nccl.END}"
+
+    # After apply or the shim: the environment has the rest, the file only the GID index.
+    conf.unlink()
+    config["process"]["env"] += ["NCCL_IB_HCA=x", "NCCL_SOCKET_IFNAME=x", "UCX_NET_DEVICES=x"]
+    assert nccl.tell_libraries(str(tmp_path), config, first, root, gid_wait=0) == []
+    assert not conf.exists()
+    assert nccl.tell_libraries(str(tmp_path), config, last, root, gid_wait=0) == []
+    assert conf.read_text() == f"{nccl.BEGIN}NCCL_IB_GID_INDEX=3\n{nccl.END}"
+    config["process"]["env"].append("NCCL_IB_GID_INDEX=-1")  # the user's: no file, no GID looked for
+    conf.unlink()
+    assert nccl.tell_libraries(str(tmp_path), config, last, root, gid_wait=5) == [] and not conf.exists()
 
 
 def test_hook_path_imports_no_typer_rich_or_dataclasses(tmp_path):
     from tests.test_apply_cli import SLOW_IMPORTS, imported
 
-    spec = scanned(tmp_path)
+    spec = scanned(tmp_path, "cascade")
     rootfs = tmp_path / "rootfs"
     (rootfs / "etc").mkdir(parents=True)
     bundle = make_bundle(tmp_path, engine_config(spec, ["gpu0"], rootfs))
     state = json.dumps({"ociVersion": "1.0.2", "id": "x", "status": "creating", "bundle": str(bundle)})
-    modules = imported(["hook", "nccl"], stdin=state)
+    modules = imported(["hook", "--ib", "mlx5_0:1"], stdin=state)
     assert not (SLOW_IMPORTS | {"ruamel", "jsonpatch"}) & modules
     assert (rootfs / "etc" / "nccl.conf").exists()  # it did the work

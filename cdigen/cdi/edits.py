@@ -11,9 +11,9 @@ Where cdigen differs from the reference library, on purpose:
   would never see.
 * NCCL's and UCX's variables for the container's NICs, in the order of its devices, are
   added to process.env where it does not set them already (docs/nccl.md): CDI `env` could
-  not carry them (one device's value would replace another's, and the user's). The spec's
-  `cdigen hook nccl` entry, which writes the same into the container's files, is then left
-  out unless a NIC is RoCE: only that hook can read the RoCE GID index.
+  not carry them (one device's value would replace another's, and the user's). The `cdigen
+  hook` entries then write into the container's files only what the environment lacks: the
+  RoCE GID index, which only they can read.
 * `linux.netDevices` entries carry cdigen's address/mask/mtu (docs/netdev.md), two host
   interfaces may not get one container name, and relative or `..` paths are rejected.
 * A config.json with a user namespace gets bind mounts unchanged (v1.1.0; HEAD adds idmap).
@@ -308,23 +308,13 @@ def apply_edits(config: dict, merged: MergedEdits, hook_path: str | None = None)
 
 def _apply_library_env(doc: dict) -> None:
     """hookentry.library_variables of the container, each unless process.env has it (the
-    user's value wins), when a spec asked for them with its `cdigen hook nccl` entry; that
-    entry then stays only for a container with a RoCE NIC (its GID index), so that a start
-    costs no hook process the environment makes useless."""
-    entry = hookentry.nccl_entry(doc)
-    if entry is None:
-        return
+    user's value wins)."""
     nics, ports = hookentry.container_nics(doc)
-    wanted = hookentry.library_variables(nics, ports, entry["topo_file"])
+    wanted = hookentry.library_variables(nics, ports, hookentry.topo_file(doc))
     if wanted:
         values = _child(_child(doc, "process", dict, "process"), "env", list, "process.env")
         present = {var.partition("=")[0] for var in values if isinstance(var, str)}
         values += [f"{key}={value}" for key, value in wanted.items() if key not in present]
-    if not any(ports.values()):
-        entries = doc["hooks"][hookentry.NCCL_HOOK_NAME]
-        entries[:] = [e for e in entries if not hookentry.is_nccl_hook(e)]
-        if not entries:
-            del doc["hooks"][hookentry.NCCL_HOOK_NAME]
 
 
 def _refresh_cdigen_hooks(doc: dict, netdevs: dict) -> None:

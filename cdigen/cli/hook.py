@@ -11,8 +11,8 @@ from cdigen.errors import UsageError
 
 SUMMARY = (
     "OCI createRuntime hook: move, rename, address, set the MTU of and bring up netdevs in the "
-    "container's network namespace (state JSON on stdin); rolls back on failure. With "
-    "--poststop, the poststop hook that brings them home."
+    "container's network namespace (state JSON on stdin), rolled back on failure, and tell NCCL "
+    "and UCX in it which NICs it got. With --poststop, the poststop hook that brings them home."
 )
 DESCRIPTION = """\
 As the createRuntime hook: reads the container state (JSON) on stdin, loads
@@ -27,13 +27,18 @@ return a physical NIC), under its host name, with its host MTU, up state and ali
 one line, if any could not be brought home.
 
 Interfaces: those named by --netdev, else every key of config.json linux.netDevices
-(none when only --ib or --roce is given: a device whose NICs have no netdev). --ib and
---roce name the NICs' RDMA ports for NCCL and UCX (docs/nccl.md).
+(none when only --ib or --roce is given: a device whose NICs have no netdev).
 Settings: the linux.netDevices entry's keys (name, address, mask, mtu) where present, else
 the --netdev value's. The address may be CIDR (address=192.0.2.10/24) instead of a mask.
 
-`cdigen hook ldcache ...` is the createContainer hook of the driver files, `cdigen hook
-nccl ...` the one that tells NCCL and UCX the container's NICs (each has its own --help).
+NCCL and UCX (docs/nccl.md): --ib and --roce name the NICs' RDMA ports. From every
+`cdigen hook` createRuntime entry of config.json (one per device, in the order of the
+devices), the hook adds to the container's /etc/nccl.conf (under config.json root.path)
+what its environment does not set: NCCL_IB_HCA, NCCL_SOCKET_IFNAME, NCCL_TOPO_FILE and,
+from the last entry, for RoCE NICs, NCCL_IB_GID_INDEX; and UCX_NET_DEVICES to the image's
+ucx.conf. A problem there is one warning line, never a failure.
+
+`cdigen hook ldcache ...` is the createContainer hook of the driver files (its own --help).
 """
 
 
@@ -63,10 +68,6 @@ def main(argv: list[str]) -> int:
         from cdigen.cli.ldcache import main as ldcache_main
 
         return ldcache_main(argv[1:])
-    if argv[:1] == [hookentry.NCCL]:  # NCCL's and UCX's createContainer hook
-        from cdigen.cli.nccl import main as nccl_main
-
-        return nccl_main(argv[1:])
     args = parse_args(argv)
     if args is None:
         sys.stdout.write(help_text(hookentry.HOOK, SUMMARY, DESCRIPTION))
@@ -75,16 +76,16 @@ def main(argv: list[str]) -> int:
     if sys.stdin is None or sys.stdin.isatty():
         phase = "a poststop" if poststop else "a createRuntime"
         raise UsageError(f"hook: reads the OCI container state on stdin; a container runtime runs it as {phase} hook")
-    if (args["ib"] or args["roce"]) and not args["netdev"]:
-        sys.stdin.buffer.read()  # the runtime's write must not fail
-        return 0  # the entry of a device whose NICs have no netdev: only container_nics reads it
+    moves = bool(args["netdev"]) or not (args["ib"] or args["roce"])  # not the entry of an HCA without netdev
     if poststop:
-        from cdigen.hook import run_poststop
+        state = sys.stdin.buffer.read()  # the runtime's write must not fail
+        if moves:
+            from cdigen.hook import run_poststop
 
-        run_poststop(sys.stdin.buffer.read(), args["netdev"])  # quiet when every interface is home
+            run_poststop(state, args["netdev"])  # quiet when every interface is home
         return 0
     from cdigen.hook import run
 
-    for note in run(sys.stdin.buffer.read(), args["netdev"]):
+    for note in run(sys.stdin.buffer.read(), args["netdev"], argv, moves):
         sys.stderr.write(f"cdigen: {note}\n")
     return 0

@@ -1,45 +1,61 @@
 """Stage 3, `cdigen hook`: the OCI createRuntime hook that puts netdevs into the container's
-network namespace, and the poststop hook that brings them home (docs/netdev.md).
+network namespace and tells NCCL and UCX in it which NICs it got, and the poststop hook that
+brings them home (docs/netdev.md, docs/nccl.md).
 
 A runtime runs them at every container creation and deletion, so they import only the netdev
 rules, the OCI readers and, when there is work, the rtnetlink client: no typer, no YAML, no CDI.
 
     state on stdin + config.json -> plan.netdevs_to_configure (pure) -> configure.configure
+                                 -> nccl.tell_libraries (best effort)
     state on stdin + config.json -> plan.listed_names -> restore.poststop
 """
 
 from __future__ import annotations
 
-from cdigen.errors import InvalidInput
+from cdigen.errors import CdigenError, InvalidInput
 
 TYPE_CHECKING = False  # not typing's: `cdigen hook ldcache` imports this package, and neither typing
 if TYPE_CHECKING:  # nor the netdev rules are worth their import time there
     from cdigen.netdev import NetdevSettings
 
 
-def run(state: bytes, args: list[NetdevSettings]) -> list[str]:
-    """Configure the container that the OCI `state` describes; `args`: the hook entry's
-    --netdev settings. Returns notes for stderr (devices an earlier container left behind,
-    restored first). Raises CdigenError after rolling back."""
+def run(state: bytes, args: list[NetdevSettings], argv: list[str], moves: bool) -> list[str]:
+    """Configure the container that the OCI `state` describes, then tell NCCL and UCX its NICs
+    (hook/nccl.py); `args`: the hook entry's --netdev settings, `argv`: all its arguments (those
+    after `hook`), `moves`: False for an entry that only names RDMA ports. Returns notes for
+    stderr (devices an earlier container left behind, restored first; warnings about the
+    libraries' files). Raises CdigenError after rolling back."""
     import os
 
-    from cdigen.hook.configure import configure, return_runtime_moved
-    from cdigen.hook.plan import listed_names, netdevs_to_configure, target_netns
+    from cdigen.hook.nccl import tell_libraries
     from cdigen.oci.config import CONFIG_NAME, read_config
     from cdigen.oci.state import parse_state
 
-    parsed = parse_state(state)
-    config = read_config(os.path.join(parsed.bundle, CONFIG_NAME))[1]
+    try:
+        parsed = parse_state(state)
+        config = read_config(os.path.join(parsed.bundle, CONFIG_NAME))[1]
+    except CdigenError as e:
+        if moves:
+            raise
+        return [f"warning: hook: {e}; NCCL and UCX not told"]  # no NIC of this entry to fail for
+    notes = _configure(state, parsed.pid, config, args) if moves else []
+    return notes + [f"warning: hook: {note}" for note in tell_libraries(parsed.bundle, config, argv)]
+
+
+def _configure(state: bytes, pid: int | None, config: dict, args: list[NetdevSettings]) -> list[str]:
+    from cdigen.hook.configure import configure, return_runtime_moved
+    from cdigen.hook.plan import listed_names, netdevs_to_configure, target_netns
+
     moved = runtime_moved(state, config)
     try:
         wanted = netdevs_to_configure(config, args)
     except InvalidInput as e:
-        raise return_runtime_moved(config, args, parsed.pid, e, moved) from None
+        raise return_runtime_moved(config, args, pid, e, moved) from None
     if not wanted:
         return []  # no netdevs: nothing to do, not even a netns to open
     mine = {cfg.host for cfg in wanted}
     others = [cfg for cfg in listed_names(config, []) if cfg.host not in mine]
-    return configure(wanted, target_netns(config, parsed.pid), others, moved)
+    return configure(wanted, target_netns(config, pid), others, moved)
 
 
 RUNTIME_MOVES_FROM = (1, 3)  # runtime-spec v1.3.0: a runtime MUST move linux.netDevices

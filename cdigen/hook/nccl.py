@@ -1,19 +1,21 @@
-"""`cdigen hook nccl`: the createContainer hook that tells NCCL and UCX in a container which NICs
-it got (docs/nccl.md), for an engine that injected the spec itself and set no variable.
+"""What the `cdigen hook` createRuntime entries tell NCCL and UCX in the container about the
+NICs it got (docs/nccl.md), for what the container's environment does not say already: all of
+it where an engine injected the spec itself, the RoCE GID index after `apply` or the shim.
 
-The runtime runs it in the container's mount namespace after the createRuntime hooks moved and
-addressed the NICs, before the container's root becomes its `/`. It writes, in front of the
-image's lines and between two marker lines, the keys those lines do not set: NCCL and UCX read
-their environment first, so the user's variables win, then these files. A block of an earlier
-run is replaced (a root directory that several containers share shows the last one's NICs,
-never a mix), and running it again for the same container changes nothing.
+Each entry of the container, once its own NICs are in and addressed, writes the keys that
+neither the environment (NCCL and UCX read it first: the user's variables win) nor the image's
+lines set, in front of those lines between two marker lines. The last entry, which sees every
+NIC addressed, adds NCCL_IB_GID_INDEX: the index of the RoCE v2 GID of the container's
+address, which exists only now (sysfs). A block of an earlier run is replaced (a root directory
+that several containers share shows the last one's NICs, never a mix), and running an entry
+again changes nothing.
 
-- /etc/nccl.conf: hookentry.library_variables' NCCL_* and, for RoCE NICs, NCCL_IB_GID_INDEX:
-  the index of the RoCE v2 GID of the container's address, which exists only now (sysfs);
+- /etc/nccl.conf: hookentry.library_variables' NCCL_* and NCCL_IB_GID_INDEX;
 - every ucx.conf of UCX_CONFS the image has: UCX_NET_DEVICES (UCX picks the GID itself).
 
-Best effort: a problem is a note (one line on stderr), never a failed container. Paths stay
-inside the container's root (hook/ldcache.py RootDir).
+The hook runs in the runtime's mount namespace: the files are those of config.json's root.path,
+every path kept inside it (hook/ldcache.py RootDir). Best effort: a problem is one warning line,
+never a failed container.
 """
 
 import contextlib
@@ -34,39 +36,61 @@ UCX_CONFS = (
     "/opt/hpcx/ucx/etc/ucx/ucx.conf",
 )
 MAX_CONF_BYTES = 1 << 20
-BEGIN = "# cdigen hook nccl: the NICs of this container (docs/nccl.md); the environment wins\n"
-END = "# cdigen hook nccl: end\n"
+BEGIN = "# cdigen hook: the NICs of this container (docs/nccl.md); the environment wins\n"
+END = "# cdigen hook: end\n"
+GID_INDEX = "NCCL_IB_GID_INDEX"
 # The kernel adds a RoCE GID from a workqueue once the address is set: wait that long at most.
 GID_WAIT_S = 0.5
 
 
-def run(state: bytes, topo_file: str | None, sys_root: str = "/", gid_wait: float = GID_WAIT_S) -> list[str]:
-    """Write what NCCL and UCX read into the root of the container the OCI `state` describes.
-    Returns notes for stderr; CdigenError when config.json or the root cannot be read."""
-    from cdigen.hook.ldcache import RootDir, root_of
-    from cdigen.oci.config import CONFIG_NAME, read_config
-    from cdigen.oci.state import parse_state
+def tell_libraries(
+    bundle: str, config: dict, argv: list[str], sys_root: str = "/", gid_wait: float = GID_WAIT_S
+) -> list[str]:
+    """Write what NCCL and UCX read into the root of the container whose `bundle` and
+    config.json are given, as the hook entry with the arguments `argv` (those after `hook`).
+    Returns warnings for stderr; never raises."""
+    try:
+        return _tell(bundle, config, argv, sys_root, gid_wait)
+    except Exception as e:  # a container must not fail for its libraries' settings
+        return [f"{e}; NCCL and UCX not told"]
 
-    bundle = parse_state(state).bundle
-    config = read_config(os.path.join(bundle, CONFIG_NAME))[1]
+
+def _tell(bundle: str, config: dict, argv: list[str], sys_root: str, gid_wait: float) -> list[str]:
     nics, ports = hookentry.container_nics(config)
-    wanted = hookentry.library_variables(nics, ports, topo_file)
+    wanted = hookentry.library_variables(nics, ports, hookentry.topo_file(config))
     if not wanted:
-        return []  # no cdigen NIC in this container
-    nccl = {key: value for key, value in wanted.items() if key.startswith("NCCL_")}
+        return []  # no cdigen NIC in this container, or a spec from before cdigen told the libraries
+    present = _environment(config)
+    notes: list[str] = []
     roce = [port for port, is_roce in ports.items() if is_roce]
-    index, notes = roce_gid_index(nics, roce, sys_root, gid_wait)
-    if index is not None:
-        nccl["NCCL_IB_GID_INDEX"] = str(index)
+    if roce and GID_INDEX not in present and hookentry.runtime_entries(config)[-1:] == [argv]:
+        index, notes = roce_gid_index(nics, roce, sys_root, gid_wait)
+        if index is not None:
+            wanted[GID_INDEX] = str(index)
+    wanted = {key: value for key, value in wanted.items() if key not in present}
+    if not wanted:
+        return notes  # `apply` or the shim put it all into the environment
+    root_entry = config.get("root")
+    if isinstance(root_entry, dict) and root_entry.get("readonly") is True:  # read-only in the container only:
+        return [*notes, "the container's root is read-only; NCCL and UCX not told"]  # this side could write it
+    from cdigen.hook.ldcache import RootDir, root_of
+
     root = RootDir(root_of(bundle, config))
     try:
-        notes += add_lines(root, NCCL_CONF, nccl, create=True)
+        notes += add_lines(root, NCCL_CONF, {k: v for k, v in wanted.items() if k.startswith("NCCL_")}, create=True)
         if "UCX_NET_DEVICES" in wanted:
             for path in UCX_CONFS:
                 notes += add_lines(root, path, {"UCX_NET_DEVICES": wanted["UCX_NET_DEVICES"]}, create=False)
     finally:
         root.close()
     return notes
+
+
+def _environment(config: dict) -> set[str]:
+    """The names that config.json's process.env sets."""
+    process = config.get("process")
+    env = process.get("env") if isinstance(process, dict) else None
+    return {var.partition("=")[0] for var in env if isinstance(var, str)} if isinstance(env, list) else set()
 
 
 # ---------------------------------------------------------------------------- RoCE GID index
@@ -160,8 +184,7 @@ def add_lines(root, path: str, wanted: dict[str, str], create: bool) -> list[str
     """Put `KEY=VALUE` for each key of `wanted` that the other lines of the file at `path`
     inside `root` (a RootDir) do not set, between BEGIN and END in front of them, replacing an
     earlier such block; make the file when missing only with `create`. It is replaced by a
-    rename (its mode and owner kept), so a file the engine bind-mounted there is never written
-    (the rename fails: a note). Returns notes."""
+    rename (its mode and owner kept). Returns notes."""
     try:
         parent, name, _ = root.resolve(path)
     except OSError as e:

@@ -247,15 +247,10 @@ def _common_edits(topo: Topology, hook_path: str) -> dict:
     return edits
 
 
-def _with_nccl_edits(edits: dict, topo_file: str | None, hook_path: str) -> dict:
-    """The spec's own edits with the `cdigen hook nccl` entry (it tells NCCL and UCX the
-    container's NICs, docs/nccl.md) and the NCCL topology file, mounted read-only where that
-    entry names it; keys in the Go struct's order."""
-    container = hookentry.NCCL_TOPO_CONTAINER_PATH if topo_file else None
-    out = dict(edits, hooks=[*edits.get("hooks", []), hookentry.nccl_hook(hook_path, container)])
-    if topo_file:
-        out["mounts"] = [*edits.get("mounts", []), _mount(Mount(topo_file, container))]
-    return {key: out[key] for key in ("deviceNodes", "hooks", "mounts") if key in out}
+def _with_topo_file(edits: dict, topo_file: str) -> dict:
+    """The spec's own edits with the NCCL topology file mounted read-only where the hook and
+    apply find it and name it in NCCL_TOPO_FILE (docs/nccl.md); `mounts` stays the last key."""
+    return dict(edits, mounts=[*edits.get("mounts", []), _mount(Mount(topo_file, hookentry.NCCL_TOPO_CONTAINER_PATH))])
 
 
 def _gpudirect_devices(topo: Topology, gpus: list[Gpu], strategies) -> list[dict]:
@@ -392,8 +387,8 @@ def build_spec(topo: Topology, opts: BuildOptions) -> tuple[dict, list[ScanWarni
         devices += _gpudirect_devices(topo, gpus, strategies)
 
     common = {} if opts.nic_only else _common_edits(topo, opts.hook_path)
-    if all_ports or topo.nccl_topo_path:
-        common = _with_nccl_edits(common, topo.nccl_topo_path, opts.hook_path)
+    if topo.nccl_topo_path:
+        common = _with_topo_file(common, topo.nccl_topo_path)
     spec: dict = {"cdiVersion": "", "kind": f"{opts.vendor}/{opts.cls}", "devices": devices}
     if common:
         spec["containerEdits"] = common
