@@ -214,39 +214,25 @@ def container_nics(config: dict, wanted: list = ()) -> tuple[list, dict[str, boo
     return netdev.numbered(nics.values()), ports
 
 
-def library_variables(nics: list, ports: dict[str, bool], topo_file: str | None) -> dict[str, str]:
+def library_variables(nics: list, ports: dict[str, bool]) -> dict[str, str]:
     """What NCCL and UCX read to use the container's NICs (`container_nics`) and no other
     (docs/nccl.md): their RDMA ports in the exact-match form of NCCL_IB_HCA and in
-    UCX_NET_DEVICES, the container names of those cdigen gives an address in
-    NCCL_SOCKET_IFNAME, and NCCL_TOPO_FILE (`topo_file`); in the order of the container's
-    devices. Nothing for a container whose entries name no RDMA port and that has no topology
-    file: a spec scanned before cdigen told the libraries anything."""
-    if not ports and not topo_file:
+    UCX_NET_DEVICES, and the container names of those cdigen gives an address in
+    NCCL_SOCKET_IFNAME; in the order of the container's devices. Nothing for a container whose
+    entries name no RDMA port: a spec scanned before cdigen told the libraries anything."""
+    if not ports:
         return {}
-    out = {}
-    if ports:
-        out["NCCL_IB_HCA"] = "=" + ",".join(ports)
-        out["UCX_NET_DEVICES"] = ",".join(ports)
+    out = {"NCCL_IB_HCA": "=" + ",".join(ports), "UCX_NET_DEVICES": ",".join(ports)}
     # A name the kernel picks (%d) is unknown here.
     names = [cfg.container_name for cfg in nics if cfg.address and "%" not in cfg.container_name]
     if names:
         out["NCCL_SOCKET_IFNAME"] = "=" + ",".join(names)
-    if topo_file:
-        out["NCCL_TOPO_FILE"] = topo_file
     return out
 
 
-NCCL_TOPO_CONTAINER_PATH = "/etc/cdigen/nccl-topo.xml"  # where the spec mounts the host's topology file
-
-
-def topo_file(config: dict) -> str | None:
-    """NCCL_TOPO_CONTAINER_PATH when config.json mounts a file there (the spec's own edits do
-    when scan used an NCCL topology file), else None: what NCCL_TOPO_FILE names."""
-    mounts = config.get("mounts")
-    for mount in mounts if isinstance(mounts, list) else []:
-        if isinstance(mount, dict) and mount.get("destination") == NCCL_TOPO_CONTAINER_PATH:
-            return NCCL_TOPO_CONTAINER_PATH
-    return None
+# Where the spec mounts the host's NCCL topology file: the path NCCL reads when NCCL_TOPO_FILE
+# is unset (ncclTopoGetSystem, src/graph/topo.cc), so no variable is needed and a user's wins.
+NCCL_TOPO_CONTAINER_PATH = "/var/run/nvidia-topologyd/virtualTopology.xml"
 
 
 # ---------------------------------------------------------------------------- the driver libraries

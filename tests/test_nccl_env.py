@@ -1,6 +1,6 @@
 """NCCL and UCX use the NICs a container got (docs/nccl.md): the spec's `--ib`/`--roce` hook
 arguments; `apply` (and so the runtime shim) adding NCCL_IB_HCA, UCX_NET_DEVICES,
-NCCL_SOCKET_IFNAME and NCCL_TOPO_FILE to process.env in the order of the container's devices,
+NCCL_SOCKET_IFNAME to process.env in the order of the container's devices,
 never over the user's; the `cdigen hook` createRuntime entries writing what the environment
 lacks, and the RoCE GID index, into the container's /etc/nccl.conf and ucx.conf. Whole
 processes where the user sees them (an entry without netdev needs no network namespace); the
@@ -25,7 +25,7 @@ from tests.helpers.specs import HOOK_PATH, base_config, make_bundle
 KIND = "cdigen.io/gpu"
 # hgx-h100-roce: gpu0 gets enp20s0np0 (mlx5_0), gpu1 enp22s0np0 (mlx5_1).
 NICS = {"enp20s0np0": "192.0.2.10/24", "enp22s0np0": "192.0.2.11/24"}
-LIBRARY_KEYS = ("NCCL_IB_HCA", "UCX_NET_DEVICES", "NCCL_SOCKET_IFNAME", "NCCL_TOPO_FILE")
+LIBRARY_KEYS = ("NCCL_IB_HCA", "UCX_NET_DEVICES", "NCCL_SOCKET_IFNAME", "NCCL_TOPO_FILE")  # the last: never set
 
 
 def scanned(tmp_path, example: str = "hgx-h100-roce", *options: str) -> dict:
@@ -146,7 +146,7 @@ def test_a_spec_from_before_gets_nothing(tmp_path):
     assert library_env(config) == {}
     nics, ports = hookentry.container_nics(config)
     assert [c.container_name for c in nics] == ["net0", "net1"] and ports == {}
-    assert hookentry.library_variables(nics, ports, None) == {}
+    assert hookentry.library_variables(nics, ports) == {}
     rootfs = tmp_path / "rootfs"
     (rootfs / "etc").mkdir(parents=True)
     config["root"] = {"path": str(rootfs)}
@@ -154,9 +154,10 @@ def test_a_spec_from_before_gets_nothing(tmp_path):
     assert os.listdir(rootfs / "etc") == []
 
 
-def test_topology_file_is_mounted_and_named(tree, tmp_path):
-    """A flat VM scanned with Azure's ND A100 v4 file: the file is mounted read-only where
-    NCCL_TOPO_FILE says, and each GPU's NIC is named."""
+def test_topology_file_is_mounted_where_nccl_reads_it(tree, tmp_path):
+    """A flat VM scanned with Azure's ND A100 v4 file: the file is mounted read-only where NCCL
+    reads it when NCCL_TOPO_FILE is unset, so no variable is set (a user's NCCL_TOPO_FILE
+    wins), and each GPU's NIC is named."""
     from tests.test_nccltopo import DATA, flat_tree
 
     xml = DATA / "azure-ndv4-topo.xml"
@@ -168,28 +169,16 @@ def test_topology_file_is_mounted_and_named(tree, tmp_path):
     assert "hooks" not in common
     assert common["mounts"][-1] == {
         "hostPath": str(xml),
-        "containerPath": "/etc/cdigen/nccl-topo.xml",
+        "containerPath": "/var/run/nvidia-topologyd/virtualTopology.xml",
         "options": ["ro", "nosuid", "nodev", "bind"],
     }
     config = applied(tmp_path, ["gpu0", "gpu1"])
     assert library_env(config) == {
         "NCCL_IB_HCA": "=mlx5_0:1,mlx5_1:1",
         "UCX_NET_DEVICES": "mlx5_0:1,mlx5_1:1",
-        "NCCL_TOPO_FILE": "/etc/cdigen/nccl-topo.xml",
     }
-    mount = next(m for m in config["mounts"] if m["destination"] == "/etc/cdigen/nccl-topo.xml")
+    mount = next(m for m in config["mounts"] if m["destination"] == "/var/run/nvidia-topologyd/virtualTopology.xml")
     assert mount["source"] == str(xml) and "ro" in mount["options"]
-    assert hookentry.topo_file(config) == "/etc/cdigen/nccl-topo.xml"
-    assert hookentry.topo_file(base_config()) is None
-
-
-def test_a_topology_file_alone_is_named(tmp_path):
-    """A flat VM whose devices have no RDMA NIC (NC A100 v4): apply names the mounted file."""
-    config = base_config()
-    config["mounts"].append({"destination": "/etc/cdigen/nccl-topo.xml", "source": "/opt/topo.xml"})
-    assert hookentry.library_variables([], {}, hookentry.topo_file(config)) == {
-        "NCCL_TOPO_FILE": "/etc/cdigen/nccl-topo.xml"
-    }
 
 
 # ---------------------------------------------------------------------------- the arguments
@@ -230,7 +219,7 @@ def test_container_nics_reads_every_entry_in_order_and_numbers_them():
     nics, ports = hookentry.container_nics(config)
     assert [(c.host, c.name, c.address) for c in nics] == [("b", "net0", "192.0.2.2"), ("a", "net1", None)]
     assert ports == {"mlx5_9:1": False, "mlx5_0:1": True}
-    assert hookentry.library_variables(nics, ports, None) == {
+    assert hookentry.library_variables(nics, ports) == {
         "NCCL_IB_HCA": "=mlx5_9:1,mlx5_0:1",
         "UCX_NET_DEVICES": "mlx5_9:1,mlx5_0:1",
         "NCCL_SOCKET_IFNAME": "=net0",

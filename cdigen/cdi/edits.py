@@ -310,7 +310,7 @@ def _apply_library_env(doc: dict) -> None:
     """hookentry.library_variables of the container, each unless process.env has it (the
     user's value wins)."""
     nics, ports = hookentry.container_nics(doc)
-    wanted = hookentry.library_variables(nics, ports, hookentry.topo_file(doc))
+    wanted = hookentry.library_variables(nics, ports)
     if wanted:
         values = _child(_child(doc, "process", dict, "process"), "env", list, "process.env")
         present = {var.partition("=")[0] for var in values if isinstance(var, str)}

@@ -34,9 +34,9 @@ the --netdev value's. The address may be CIDR (address=192.0.2.10/24) instead of
 NCCL and UCX (docs/nccl.md): --ib and --roce name the NICs' RDMA ports. From every
 `cdigen hook` createRuntime entry of config.json (one per device, in the order of the
 devices), the hook adds to the container's /etc/nccl.conf (under config.json root.path)
-what its environment does not set: NCCL_IB_HCA, NCCL_SOCKET_IFNAME, NCCL_TOPO_FILE and,
-from the last entry, for RoCE NICs, NCCL_IB_GID_INDEX; and UCX_NET_DEVICES to the image's
-ucx.conf. A problem there is one warning line, never a failure.
+what its environment does not set: NCCL_IB_HCA, NCCL_SOCKET_IFNAME and, from the last
+entry, for RoCE NICs, NCCL_IB_GID_INDEX; and UCX_NET_DEVICES to the image's ucx.conf. A
+problem there is one warning line, never a failure.
 
 `cdigen hook ldcache ...` is the createContainer hook of the driver files (its own --help).
 """

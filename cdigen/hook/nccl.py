@@ -57,7 +57,7 @@ def tell_libraries(
 
 def _tell(bundle: str, config: dict, argv: list[str], sys_root: str, gid_wait: float) -> list[str]:
     nics, ports = hookentry.container_nics(config)
-    wanted = hookentry.library_variables(nics, ports, hookentry.topo_file(config))
+    wanted = hookentry.library_variables(nics, ports)
     if not wanted:
         return []  # no cdigen NIC in this container, or a spec from before cdigen told the libraries
     present = _environment(config)

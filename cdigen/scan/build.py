@@ -248,8 +248,8 @@ def _common_edits(topo: Topology, hook_path: str) -> dict:
 
 
 def _with_topo_file(edits: dict, topo_file: str) -> dict:
-    """The spec's own edits with the NCCL topology file mounted read-only where the hook and
-    apply find it and name it in NCCL_TOPO_FILE (docs/nccl.md); `mounts` stays the last key."""
+    """The spec's own edits with the NCCL topology file mounted read-only where NCCL reads it
+    when NCCL_TOPO_FILE is unset (docs/nccl.md); `mounts` stays the last key."""
     return dict(edits, mounts=[*edits.get("mounts", []), _mount(Mount(topo_file, hookentry.NCCL_TOPO_CONTAINER_PATH))])
 
 

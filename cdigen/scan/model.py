@@ -199,7 +199,7 @@ class Topology:
     vfio: list[VfioFunction] = field(default_factory=list)  # PCI order: GPUs and NICs on vfio-pci
     vfio_control: CharDev | None = None  # /dev/vfio/vfio, when `vfio` is not empty
     # The NCCL topology file that decided affinities sysfs could not (host path, under the
-    # scan's root), for the containers' NCCL_TOPO_FILE; None: none used.
+    # scan's root), mounted where the containers' NCCL reads it; None: none used.
     nccl_topo_path: str | None = None
     # Where that file places each GPU and NIC it names: PCI address -> (its <cpu>, the <pci>
     # elements above it, top first), elements numbered in file order (scan/nccltopo.py).
