@@ -3,13 +3,12 @@ apply, the runtime shim, the CNI plugin, `dan` and `hook ldcache` start without 
 dataclasses (rich only for `apply --dry-run`), and `cdigen --help` still lists them."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from cdigen.cli.apply import parse_args
 from cdigen.errors import UsageError
+from tests.helpers.imports import SLOW_IMPORTS, imported
 from tests.helpers.proc import run_cdigen
 from tests.helpers.specs import FPGA_SPEC, base_config, make_bundle, write_spec
 
@@ -60,29 +59,6 @@ def test_process_help_and_errors():
     proc = run_cdigen("apply", check=2)
     assert proc.stderr == "cdigen: error: apply: missing argument BUNDLE (see cdigen apply --help)\n"
     assert "apply" in run_cdigen("--help", check=0).stdout
-
-
-def imported(argv: list[str], stdin: str = "", env: dict | None = None) -> set[str]:
-    """The top-level modules loaded by the time `cdigen ARGV` returns (or execs)."""
-    code = (
-        "import os, sys\n"
-        "def report():\n"
-        "    sys.stderr.write('MODULES ' + ' '.join(sorted({m.split('.')[0] for m in sys.modules})) + '\\n')\n"
-        "os.execv = lambda *a: (report(), os._exit(0))\n"  # the runtime shim's exec
-        f"sys.argv = ['cdigen', *{argv!r}]\n"
-        "from cdigen.entry import main\n"
-        "try:\n"
-        "    main()\n"
-        "finally:\n"
-        "    report()\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True, text=True, env=env)
-    line = next(line for line in proc.stderr.splitlines() if line.startswith("MODULES "))
-    return set(line.split()[1:])
-
-
-# typer/rich/click: about 40 ms; dataclasses (with inspect, ast, dis...): about 29 ms (docs/benchmarks.md).
-SLOW_IMPORTS = {"typer", "rich", "click", "dataclasses", "inspect"}
 
 
 def test_hot_paths_import_no_typer_rich_or_dataclasses(tmp_path):

@@ -13,9 +13,8 @@ import pytest
 import cdigen
 from cdigen.cdi.consumers import targets, targets_help
 from cdigen.cli.argv import WIDTH
-from tests.helpers.proc import run_cdigen, run_in_process
-from tests.test_apply_cli import SLOW_IMPORTS, imported
-from tests.test_runtime_shim import SHIM
+from tests.helpers.imports import SLOW_IMPORTS, imported
+from tests.helpers.proc import SHIM, run_cdigen, run_in_process
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

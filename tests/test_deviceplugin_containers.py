@@ -19,7 +19,7 @@ from tests.helpers.kubelet import Agent, Kubelet
 from tests.helpers.podman import Podman, podman_skip_reason
 from tests.helpers.proc import fast_tmpdir, run_cdigen
 from tests.helpers.runc import build_rootfs, parse_ip_addr, runc_bundle
-from tests.test_podman import SETTINGS, device_nodes, fake_host, inside_script, parse_stat, veth_pair
+from tests.helpers.scanned import SETTINGS, device_nodes, fake_host, inside_script, parse_stat, veth_pair
 
 pytestmark = [pytest.mark.usefixtures("needs_runc"), pytest.mark.root, pytest.mark.runc]
 

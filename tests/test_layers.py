@@ -82,3 +82,15 @@ def test_the_rule_catches_a_stage_importing_a_stage():
     assert unit("cdigen.pod.dan") == "pod.dan" and unit("cdigen.pod.network") == "pod"
     assert layer(unit("cdigen.pod.dan")) == layer(unit("cdigen.apply")) == 2  # stages: neither may import the other
     assert layer(unit("cdigen.pod.cni")) == layer(unit("cdigen.shim")) == 3 not in SHARED
+
+
+def test_tests_share_code_through_helpers_only():
+    """A test module imports what it shares from tests/helpers/, never from another test module
+    (whose tests pytest would then import twice, and whose fixtures would leak)."""
+    tests = Path(__file__).resolve().parent
+    offenders = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests.test_"):
+                offenders.append(f"{path.name} imports {node.module}")
+    assert offenders == []

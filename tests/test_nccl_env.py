@@ -158,7 +158,7 @@ def test_topology_file_is_mounted_where_nccl_reads_it(tree, tmp_path):
     """A flat VM scanned with Azure's ND A100 v4 file: the file is mounted read-only where NCCL
     reads it when NCCL_TOPO_FILE is unset, so no variable is set (a user's NCCL_TOPO_FILE
     wins), and each GPU's NIC is named."""
-    from tests.test_nccltopo import DATA, flat_tree
+    from tests.helpers.nccltopo import DATA, flat_tree
 
     xml = DATA / "azure-ndv4-topo.xml"
     (tmp_path / "cdi").mkdir()
@@ -507,7 +507,7 @@ def test_the_last_entry_writes_the_gid_index_in_nccl_conf(tree, tmp_path):
 
 
 def test_hook_path_imports_no_typer_rich_or_dataclasses(tmp_path):
-    from tests.test_apply_cli import SLOW_IMPORTS, imported
+    from tests.helpers.imports import SLOW_IMPORTS, imported
 
     spec = scanned(tmp_path, "cascade")
     rootfs = tmp_path / "rootfs"

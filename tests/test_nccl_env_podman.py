@@ -16,7 +16,7 @@ from cdigen.hook.nccl import BEGIN, END
 from tests.helpers.netns import link
 from tests.helpers.podman import Podman, crun_skip_reason, podman_skip_reason
 from tests.helpers.runc import build_rootfs
-from tests.test_podman import KIND, fake_host, hook_args, scan, settle, veth_pair
+from tests.helpers.scanned import KIND, fake_host, hook_args, scan, settle, veth_pair
 
 pytestmark = [pytest.mark.usefixtures("needs_runc"), pytest.mark.root, pytest.mark.runc]
 

@@ -5,7 +5,6 @@ GPU and NIC in a PCI domain of its own, on a host bridge of its own, as inside t
 import contextlib
 import json
 import os
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -17,27 +16,12 @@ from cdigen.scan import nccltopo, sysfs
 from cdigen.scan.affinity import Affinity, file_class, pair_class
 from cdigen.scan.build import assignment
 from cdigen.scan.model import ScanWarning
+from tests.helpers.nccltopo import DATA, flat_tree
 from tests.helpers.proc import run_cdigen, run_in_process
 
-DATA = Path(__file__).parent / "data" / "nccl-topo"
 HOOK = ("--hook-path", "/usr/bin/cdigen")
 NDV4_PAIRS = {f"000{g}:00:00.0": f"010{n}:00:00.0" for g, n in zip("1234bcde", "12345678", strict=True)}
 NDV5_PAIRS = {f"000{g}:00:00.0": f"010{n}:00:00.0" for g, n in zip("12389abc", "12345678", strict=True)}
-
-
-def flat_tree(xml: Path, numa: bool = True, extra: str = "") -> str:
-    """A fake tree description of the VM a topology file describes: every GPU (class 0x03) and
-    NIC (0x02: an InfiniBand HCA) at the file's address, on a root bus of its own, on the NUMA
-    node of its <cpu> (numa=False: unknown, -1)."""
-    system = ET.parse(xml).getroot()
-    lines = []
-    for cpu in system.iter("cpu"):
-        for pci in cpu.iter("pci"):
-            kind = {"0x03": "gpu", "0x02": "ib"}.get(pci.get("class")[:4])
-            if kind:
-                lines.append(f"pci {pci.get('busid')[:4]}:00 numa={cpu.get('numaid') if numa else -1} bus: {kind}")
-    nodes = max(int(c.get("numaid")) for c in system.iter("cpu"))
-    return "\n".join([f"numa 0-{nodes}", *sorted(lines)]) + "\n" + extra  # PCI order: minors follow it
 
 
 def topo_json(*args) -> dict:

@@ -27,28 +27,30 @@ host under its host name without the address; never on the host under another na
 
 import json
 import os
-import random
 import re
 import subprocess
-import time
 
 import pytest
-from ruamel.yaml import YAML
 
-from tests.helpers.netns import addresses, ip, link, links
+from tests.helpers.netns import addresses, link, links
 from tests.helpers.podman import Podman, crun_skip_reason, podman_skip_reason
 from tests.helpers.proc import run_cdigen
 from tests.helpers.runc import build_rootfs, parse_ip_addr
+from tests.helpers.scanned import (
+    HOST_MTU,
+    KIND,
+    device,
+    device_nodes,
+    fake_host,
+    hook_args,
+    inside_script,
+    parse_stat,
+    scan,
+    settle,
+    veth_pair,
+)
 
 pytestmark = [pytest.mark.usefixtures("needs_runc"), pytest.mark.root, pytest.mark.runc]
-
-KIND = "cdigen.io/gpu"
-# Inside settings of the two NICs; container names come from --netdev-name net{index}.
-SETTINGS = [
-    {"address": "192.0.2.10", "mask": "255.255.255.192", "mtu": 9000},
-    {"address": "192.0.2.74", "mask": "255.255.255.192", "mtu": 9000},
-]
-HOST_MTU = 1500  # a new veth's
 
 
 @pytest.fixture(scope="module")
@@ -60,76 +62,6 @@ def podman(needs_runc, tmp_path_factory):
     made = Podman(directory, build_rootfs(directory))
     yield made
     made.cleanup()
-
-
-def fake_host(tree) -> tuple[str, list[str]]:
-    """A fake sysfs tree; returns its root and its NICs' interface names, in PCI order (the
-    first is in gpu0's switch)."""
-    domain = random.randrange(0x1000, 0x10000)
-    root = tree(f"numa 0\npci {domain:04x}:40 numa=0 ports: switch(gpu ib) switch(gpu ib)")
-    net = os.path.join(root, "sys/class/net")
-    names = [n for n in os.listdir(net) if n != "lo"]
-    names.sort(key=lambda n: os.path.basename(os.path.realpath(os.path.join(net, n, "device"))))
-    assert len(names) == 2, names
-    return root, names
-
-
-def scan(root: str, nics: list[str], spec_dir, *options: str, names: str = "net{index}") -> dict:
-    """`cdigen scan --root ROOT --netdev-config .. --netdev-name NAMES OPTIONS -o SPEC`."""
-    os.makedirs(spec_dir, exist_ok=True)
-    config = os.path.join(spec_dir, "..", f"{os.path.basename(spec_dir)}-nics.yaml")
-    with open(config, "w") as f:
-        json.dump(dict(zip(nics, SETTINGS, strict=True)), f)  # JSON is YAML
-    out = os.path.join(spec_dir, "cdigen.yaml")
-    run_cdigen("scan", "--root", root, "--netdev-config", config, "--netdev-name", names, *options, "-o", out, check=0)
-    with open(out) as f:
-        return YAML(typ="safe", pure=True).load(f)
-
-
-def device(spec: dict, name: str) -> dict:
-    return next(d for d in spec["devices"] if d["name"] == name)
-
-
-def hook_args(spec: dict, name: str) -> list[str]:
-    hooks = device(spec, name)["containerEdits"]["hooks"]
-    return next(h["args"] for h in hooks if h["hookName"] == "createRuntime")
-
-
-def device_nodes(spec: dict, name: str) -> dict[str, tuple[int, int]]:
-    """Device nodes a container given device `name` gets: the device's and the spec's own."""
-    nodes = device(spec, name)["containerEdits"]["deviceNodes"] + spec["containerEdits"]["deviceNodes"]
-    assert all(n["type"] == "c" for n in nodes)
-    return {n["path"]: (n["major"], n["minor"]) for n in nodes}
-
-
-def inside_script(nodes) -> list[str]:
-    """What the container runs: `ip addr`, then path, major and minor (hex) of each node."""
-    stat = " ".join(nodes)
-    return ["sh", "-c", f"ip addr && echo @@ && busybox stat -c '%n %F %t %T' {stat}"]
-
-
-def parse_stat(text: str) -> dict[str, tuple[int, int]]:
-    nodes = {}
-    for line in text.splitlines():
-        m = re.fullmatch(r"(\S+) character special file ([0-9a-f]+) ([0-9a-f]+)", line)
-        assert m, line
-        nodes[m[1]] = (int(m[2], 16), int(m[3], 16))
-    return nodes
-
-
-def veth_pair(net, name: str) -> str:
-    """A veth pair whose end is renamed `name`; returns the peer, which is up so that the end
-    has a carrier. `net` deletes the peer after the test, and with it the end if still there."""
-    end, peer = net.veth(mtu=HOST_MTU)
-    ip("link", "set", end, "name", name)
-    ip("link", "set", peer, "up")
-    return peer
-
-
-def settle(done, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def assert_nothing_left(podman: Podman, nic: str, peer: str, ifindex: int) -> None:

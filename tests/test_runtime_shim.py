@@ -18,14 +18,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cdigen.errors import InvalidInput, UsageError
-from cdigen.hookentry import default_hook_path
 from cdigen.shim import CONFIG_KEYS, load_settings, own_script, parse_runtime_args, resolve_runtime
 from tests.helpers.netns import ip
+from tests.helpers.proc import CDIGEN, SHIM
 from tests.helpers.runc import build_rootfs, parse_ip_addr, runc_bundle
 from tests.helpers.specs import FPGA_SPEC, base_config, cdi_spec, make_bundle, scan_device, write_spec
 
-CDIGEN = default_hook_path()  # the console script of this venv
-SHIM = os.path.join(os.path.dirname(CDIGEN), "cdigen-runtime")  # bin/cdigen-runtime, as pip installs it
 FPGA = "example.com/fpga=f1"
 
 

@@ -6,20 +6,13 @@ import os
 import stat
 
 import pytest
-from ruamel.yaml import YAML
 
 from cdigen.cdi.spec import check_spec
 from cdigen.examples import EXAMPLES
 from tests.helpers.proc import run_cdigen, run_in_process
+from tests.helpers.specs import SCAN_HOOK, load_yaml
 
-HOOK = ("--hook-path", "/usr/bin/cdigen")
-
-
-def load_yaml(text: str, version=(1, 2)):
-    yaml = YAML(typ="safe", pure=True)
-    if version == (1, 1):  # how the Go loader (sigs.k8s.io/yaml -> yaml.v2) reads it
-        text = "%YAML 1.1\n---\n" + text
-    return yaml.load(text)
+HOOK = SCAN_HOOK
 
 
 def scan(*args, check=0, runner=run_cdigen, **kw):

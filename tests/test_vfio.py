@@ -10,7 +10,8 @@ from cdigen.examples import EXAMPLES
 from cdigen.scan.model import CharDev, VfioFunction
 from cdigen.scan.sysfs import discover
 from tests.helpers.proc import run_cdigen
-from tests.test_scan import HOOK, load_yaml
+from tests.helpers.specs import SCAN_HOOK as HOOK
+from tests.helpers.specs import load_yaml
 
 VM_EXAMPLES = ("sriov-vfio", "vfio-gpu")
 CONTROL = {"path": "/dev/vfio/vfio", "type": "c", "major": 10, "minor": 196}

@@ -5,6 +5,11 @@ import subprocess
 import sys
 import tempfile
 
+from cdigen.hookentry import default_hook_path
+
+CDIGEN = default_hook_path()  # the console script of this venv
+SHIM = os.path.join(os.path.dirname(CDIGEN), "cdigen-runtime")  # bin/cdigen-runtime, as pip installs it
+
 
 def run_cdigen(*args, input=None, env=None, check=None):
     """Run `python -m cdigen ARGS` as a whole process; returns CompletedProcess (text)."""

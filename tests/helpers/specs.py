@@ -187,6 +187,16 @@ RUNC_SPEC_CONFIG = """
 }""".strip("\n")
 
 HOOK_PATH = "/usr/local/bin/cdigen"
+SCAN_HOOK = ("--hook-path", "/usr/bin/cdigen")  # scan's option, so that specs do not name this venv
+
+
+def load_yaml(text: str, version=(1, 2)):
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    if version == (1, 1):  # how the Go loader (sigs.k8s.io/yaml -> yaml.v2) reads it
+        text = "%YAML 1.1\n---\n" + text
+    return yaml.load(text)
 
 
 def base_config() -> dict:
