@@ -60,12 +60,17 @@ def main() -> None:
             for example, options in (("hgx-h100", []), ("hgx-h100-roce", ["--netdev-config", nics])):
                 out = os.path.join(tmp, name, f"cdi-{example}", "cdigen-gpu.yaml")
                 os.makedirs(os.path.dirname(out))
-                subprocess.run(
-                    [cdigen, "scan", "--example", example, "--cdi-version", "1.1.0", *options]
-                    + ["--netdev-name", "net{n}", "--hook-path", HOOK_PATH, "-o", out],
-                    check=True,
-                    env=env,
-                )
+                for names in ("net{n}", "net{index}"):  # a tree before issue 18 has no {n}
+                    scanned = subprocess.run(
+                        [cdigen, "scan", "--example", example, "--cdi-version", "1.1.0", *options]
+                        + ["--netdev-name", names, "--hook-path", HOOK_PATH, "-o", out],
+                        env=env,
+                        capture_output=True,
+                    )
+                    if scanned.returncode == 0:
+                        break
+                else:
+                    sys.exit(scanned.stderr.decode())
         bundle = os.path.join(tmp, "bundle")
         os.makedirs(bundle)
         subprocess.run([runc, "spec", "--bundle", bundle], check=True)
@@ -105,13 +110,19 @@ def main() -> None:
                 "apply, 2 HGX RoCE devices": apply("hgx-h100-roce", "gpu0", "gpu1"),
                 "hook, no netdevs": lambda e: timed([cdigen, "hook"], e, stdin=state),
                 "hook, 1 veth": veth_hook(cdigen, tmp, hook_env, roce=False, writes=False),
-                "hook, 1 veth, RoCE": veth_hook(cdigen, tmp, hook_env, roce=True, writes=folded[name]),
+                "hook, 1 veth, RoCE": veth_hook(cdigen, tmp, hook_env, roce=knows_roce[name], writes=folded[name]),
                 "shim pass-through (--version)": lambda e: timed([shim, "--version"], e),
                 "CNI VERSION": lambda e: timed([cdigen], cni_env, stdin=cni_conf),
             }
 
+        # A tree before issue 20 has no --roce: its RoCE container's hook is the plain one.
+        knows_roce = {
+            name: "--roce" in subprocess.run([cdigen, "hook", "--help"], capture_output=True, text=True).stdout
+            for name, cdigen in trees.items()
+        }
         separate = {name: nccl_hook(cdigen, os.path.join(tmp, name)) for name, cdigen in trees.items()}
-        folded = {name: run is None for name, run in separate.items()}  # the hook writes the files itself
+        # the hook writes the files itself
+        folded = {name: knows_roce[name] and run is None for name, run in separate.items()}
         every = {}
         for name in trees:
             every |= {f"{scenario} [{name}]": run for scenario, run in scenarios(name).items()}

@@ -138,9 +138,8 @@ def hand_rolled(draw, docs=None, rough=True):
     text = "\n".join(out) + draw(st.sampled_from(["\n", "", "\n\n"]))
     if rough and draw(st.integers(0, 4)) == 0:  # damage it in one place
         at = draw(st.integers(0, len(text)))
-        text = (
-            text[:at] + draw(st.sampled_from(["", " ", "-", ":", "- ", ": ", "\n", "\n ", "'", "#"])) + text[at + 1 :]
-        )
+        cut = draw(st.sampled_from(["", " ", "-", ":", "- ", ": ", "\n", "\n ", "'", "#", "{", "}"]))
+        text = text[:at] + cut + text[at + 1 :]
     return text
 
 
@@ -157,6 +156,7 @@ ORDINARY = st.one_of(
         ["yes", "No", "on", "~", "null", "true", "0755", "0x1F", "1e3", "1_000", "+1", "-0", ".5", "1.", "-.inf"]
         + [".inf", "0:0", "12:30:00", "2001-01-01", "=", "a:b", "a,b", "é", "日本", "--netdev", "/dev/nvidia0"]
         + ["ibp20s0=name=ibp20s0,mtu=4092", "0000:13:00.0", "in side", "1.0", "9223372036854775808"]
+        + ["ibp20s0=name=net{n},mtu=4092", "a{b}c", "x}", "ab{"]
     ),
     st.text("abcxyz019_./=", min_size=1, max_size=8),
 )

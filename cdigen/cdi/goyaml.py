@@ -93,7 +93,7 @@ NOT_IN_SUBSET = object()  # what `parse_subset` returns for a text it leaves to 
 _SUBSET_DEPTH = 32  # containers; well inside MAX_YAML_DEPTH (a CDI spec nests 6 deep)
 _MAX_KEY = 1000  # YAML refuses a simple key longer than 1024 characters
 _PLAIN_SAFE = str.maketrans(
-    dict.fromkeys("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./~+=-,:@%() ")
+    dict.fromkeys("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./~+=-,:@%(){} ")
 )
 
 
@@ -118,8 +118,9 @@ def parse_subset(text: str):
     and a deeper block, `- - x`), a sequence under a key indented or at the key's own column
     (yaml.v2's compact style); at most _SUBSET_DEPTH containers deep. Scalars are one line:
     '...' (with '' for a quote), "..." without a backslash, or plain: letters, digits and
-    `_./~+=-,:@%()` and inner spaces, not `-` nor starting with `- `, `,`, `:`, `@`, `%` or
-    `(`, holding no `: ` and not ending with `:`; plain ones are resolved by `_plain_scalar`.
+    `_./~+=-,:@%(){}` and inner spaces, not `-` nor starting with `- `, `,`, `:`, `@`, `%`,
+    `(`, `{` or `}`, holding no `: ` and not ending with `:`; plain ones are resolved by
+    `_plain_scalar`.
     Everything else (flow `[ {`, anchors, aliases, tags, block scalars, multi-line scalars,
     directives, `...`, a second document, escapes, trailing comments, duplicate keys, a key over
     _MAX_KEY characters, an empty document) is declined, never guessed at.
@@ -263,7 +264,7 @@ def _plain(text: str):
     if (
         not text
         or (rest and not rest.isalnum())  # what is left must be non-ASCII letters or digits
-        or text[0] in ",:@%( "
+        or text[0] in ",:@%( {}"  # `{` and `}` only inside: block context, no flow (`net{n}`)
         or text[:2] == "- "
         or text == "-"
         or text[-1] in ": "
