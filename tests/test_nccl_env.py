@@ -304,7 +304,41 @@ def test_hook_in_a_shared_root_replaces_its_own_earlier_block(tmp_path):
     assert (rootfs / "etc" / "nccl.conf").read_text() == (
         f"{nccl.BEGIN}NCCL_IB_HCA==mlx5_1:1\nNCCL_SOCKET_IFNAME==net0\n{nccl.END}"
     )
-    assert not (rootfs / "etc" / "ucx").exists()  # no ucx.conf in the image: none made
+    assert not (rootfs / "etc" / "ucx").exists()  # no ucx.conf in the image: none made there
+
+
+@pytest.mark.parametrize("home", ["/root", "/home/alice"])
+def test_ucx_without_a_system_file_gets_the_users_ucx_conf(tmp_path, home):
+    """No ucx.conf where UCX's build reads it: UCX (1.12+) also reads $HOME/ucx.conf
+    (ucs_config_parse_config_files), so the hook puts UCX_NET_DEVICES there, keeping the
+    user's lines; HOME from config.json, else /root for uid 0. No home directory: nothing."""
+    spec = scanned(tmp_path)
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    config = engine_config(spec, ["gpu1", "gpu0"], rootfs)
+    env = [v for v in config["process"]["env"] if not v.startswith("HOME=")]
+    config["process"]["env"] = env + ([f"HOME={home}"] if home != "/root" else [])
+    entry = hookentry.runtime_entries(config)[-1]
+
+    block = f"{nccl.BEGIN}UCX_NET_DEVICES=mlx5_1:1,mlx5_0:1\n{nccl.END}"
+    user = rootfs / home.lstrip("/")
+    assert tell(tmp_path, config, entry) == []
+    assert not user.exists()  # no home directory in the image: none made
+
+    user.mkdir(parents=True)
+    (user / "ucx.conf").write_text("UCX_TLS=rc\n")
+    assert tell(tmp_path, config, entry) == []
+    assert (user / "ucx.conf").read_text() == block + "UCX_TLS=rc\n"
+    (user / "ucx.conf").unlink()
+    assert tell(tmp_path, config, entry) == []
+    assert (user / "ucx.conf").read_text() == block
+
+    (rootfs / "etc" / "ucx").mkdir()
+    (rootfs / "etc" / "ucx" / "ucx.conf").write_text("")  # a system file: that one, not the user's
+    (user / "ucx.conf").unlink()
+    assert tell(tmp_path, config, entry) == []
+    assert not (user / "ucx.conf").exists()
+    assert "UCX_NET_DEVICES=mlx5_1:1,mlx5_0:1" in (rootfs / "etc" / "ucx" / "ucx.conf").read_text()
 
 
 def test_an_entry_without_netdev_writes_the_whole_containers_block(tmp_path):

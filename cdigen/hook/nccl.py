@@ -11,7 +11,8 @@ that several containers share shows the last one's NICs, never a mix), and runni
 again changes nothing.
 
 - /etc/nccl.conf: hookentry.library_variables' NCCL_* and NCCL_IB_GID_INDEX;
-- every ucx.conf of UCX_CONFS the image has: UCX_NET_DEVICES (UCX picks the GID itself).
+- every ucx.conf of UCX_CONFS the image has, else the user's $HOME/ucx.conf (made when HOME
+  is there): UCX_NET_DEVICES (UCX picks the GID itself).
 
 The hook runs in the runtime's mount namespace: the files are those of config.json's root.path,
 every path kept inside it (hook/ldcache.py RootDir). Best effort: a problem is one warning line,
@@ -79,11 +80,37 @@ def _tell(bundle: str, config: dict, argv: list[str], sys_root: str, gid_wait: f
     try:
         notes += add_lines(root, NCCL_CONF, {k: v for k, v in wanted.items() if k.startswith("NCCL_")}, create=True)
         if "UCX_NET_DEVICES" in wanted:
-            for path in UCX_CONFS:
-                notes += add_lines(root, path, {"UCX_NET_DEVICES": wanted["UCX_NET_DEVICES"]}, create=False)
+            # The image's system files where it has them; else the user's $HOME/ucx.conf, which
+            # every UCX that reads a file reads too (1.12 and later), made when HOME exists.
+            system = [path for path in UCX_CONFS if _is(root, path, stat.S_ISREG)]
+            home = _home(config)
+            paths = system or ([f"{home}/ucx.conf"] if home and _is(root, home, stat.S_ISDIR) else [])
+            for path in paths:
+                notes += add_lines(root, path, {"UCX_NET_DEVICES": wanted["UCX_NET_DEVICES"]}, create=not system)
     finally:
         root.close()
     return notes
+
+
+def _is(root, path: str, kind) -> bool:
+    """Whether `path` inside `root` (a RootDir) is there and of `kind` (stat.S_ISREG...)."""
+    try:
+        parent, name, _ = root.resolve(path)
+        return kind(os.stat(name, dir_fd=parent).st_mode)
+    except OSError:
+        return False
+
+
+def _home(config: dict) -> str | None:
+    """The container user's home: config.json's HOME, else /root for uid 0 (runc's rule finds
+    it in the image's passwd only as the container starts); None when not known."""
+    process = config.get("process") if isinstance(config.get("process"), dict) else {}
+    env = process.get("env") if isinstance(process.get("env"), list) else []
+    home = next((var[5:] for var in env if isinstance(var, str) and var.startswith("HOME=")), None)
+    if home is None:
+        user = process.get("user") if isinstance(process.get("user"), dict) else {}
+        home = "/root" if user.get("uid", 0) == 0 else None
+    return home if home and home.startswith("/") else None
 
 
 def _environment(config: dict) -> set[str]:
