@@ -117,7 +117,7 @@ def test_a_device_node_or_fifo_is_written_into_never_replaced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
 
 
-@pytest.mark.parametrize("held_s, says", [(2.5, True), (0.2, False)])
+@pytest.mark.parametrize("held_s, says", [(1.8, True), (0.2, False)])
 def test_apply_says_once_who_holds_the_bundle_lock_after_a_second(tmp_path, held_s, says):
     """A real second process holds the bundle's flock: a wait over LOCK_NOTICE_AFTER is one
     line naming its pid and the longest wait; a shorter one, or a free lock, is silent."""

@@ -19,7 +19,7 @@ from cdigen import hookentry
 from cdigen.errors import InvalidInput
 from cdigen.hook import nccl
 from cdigen.netdev import NetdevSettings
-from tests.helpers.proc import run_cdigen
+from tests.helpers.proc import run_cdigen, run_in_process
 from tests.helpers.specs import HOOK_PATH, base_config, make_bundle
 
 KIND = "cdigen.io/gpu"
@@ -35,7 +35,7 @@ def scanned(tmp_path, example: str = "hgx-h100-roce", *options: str) -> dict:
     config = tmp_path / "nics.yaml"
     config.write_text(json.dumps({host: {"address": address} for host, address in NICS.items()}))
     out = cdi / "cdigen.yaml"
-    run_cdigen(
+    run_in_process(
         "scan", "--example", example, "--netdev-config", config, "--netdev-name", "net{n}",
         "--hook-path", HOOK_PATH, *options, "-o", out, check=0,
     )  # fmt: skip

@@ -13,10 +13,9 @@ import tempfile
 import pytest
 
 from cdigen.hook.nccl import BEGIN, END
-from tests.helpers.netns import link
 from tests.helpers.podman import Podman, crun_skip_reason, podman_skip_reason
 from tests.helpers.runc import build_rootfs
-from tests.helpers.scanned import KIND, fake_host, hook_args, scan, settle, veth_pair
+from tests.helpers.scanned import KIND, fake_host, hook_args, ready_again, scan, veth_pair
 
 pytestmark = [pytest.mark.usefixtures("needs_runc"), pytest.mark.root, pytest.mark.runc]
 
@@ -48,27 +47,21 @@ def test_podman_device_twice_names_both_nics_and_keeps_the_images_lines(podman, 
     assert [h["hookName"] for h in entries if h["args"][:2] == ["cdigen", "hook"]] == ["createRuntime", "poststop"] * 3
     (tmp_path / "rootfs" / "etc").mkdir()
     (tmp_path / "rootfs" / "etc" / "nccl.conf").write_text(IMAGE_CONF)
-    veth_pair(net, nic0)
-    veth_pair(net, nic1)
+    peers = {nic0: veth_pair(net, nic0), nic1: veth_pair(net, nic1)}
 
     both = podman.run(tmp_path / "cdi", [f"{KIND}=gpu1", f"{KIND}=gpu0"], ["cat", "/etc/nccl.conf"], runtime=runtime)
 
     assert both.returncode == 0, both.stderr
     assert both.stdout == f"{BEGIN}NCCL_IB_HCA=={rdma1},{rdma0}\nNCCL_SOCKET_IFNAME==net0,net1\n{END}{IMAGE_CONF}"
     assert podman.wait_idle() == []
-    for nic in (nic0, nic1):  # a veth dies with the namespace unless the poststop hook was first
-        settle(lambda nic=nic: link(nic) is not None, timeout=3)
-        if link(nic) is None:
-            veth_pair(net, nic)
+    peers = {nic: ready_again(net, nic, peer) for nic, peer in peers.items()}
 
     alone = podman.run(tmp_path / "cdi", [f"{KIND}=gpu0"], ["cat", "/etc/nccl.conf"], runtime=runtime)
 
     assert alone.returncode == 0, alone.stderr
     assert alone.stdout == f"{BEGIN}NCCL_IB_HCA=={rdma0}\nNCCL_SOCKET_IFNAME==net0\n{END}{IMAGE_CONF}"
     assert podman.wait_idle() == []
-    settle(lambda: link(nic0) is not None, timeout=3)
-    if link(nic0) is None:
-        veth_pair(net, nic0)
+    ready_again(net, nic0, peers[nic0])
 
     (tmp_path / "rootfs" / "etc" / "nccl.conf").write_text(IMAGE_CONF)
     argv = ["run", "--rm", "--runtime", runtime, "--cgroup-parent", f"/{podman.cgroup_parent}", "--network", "none"]

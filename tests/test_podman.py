@@ -45,6 +45,7 @@ from tests.helpers.scanned import (
     hook_args,
     inside_script,
     parse_stat,
+    ready_again,
     scan,
     settle,
     veth_pair,
@@ -145,7 +146,7 @@ def test_podman_names_nics_per_container(podman, net, tree, tmp_path):
     spec = scan(root, [nic0, nic1], tmp_path / "cdi", "--for", "podman-4", names="net{n}")
     assert any(a.startswith(f"{nic1}=name=net{{n}},") for a in hook_args(spec, "gpu1"))
     veth_pair(net, nic0)
-    veth_pair(net, nic1)
+    peer1 = veth_pair(net, nic1)
 
     alone = podman.run(tmp_path / "cdi", [f"{KIND}=gpu1"], ["ip", "addr"])
 
@@ -153,9 +154,7 @@ def test_podman_names_nics_per_container(podman, net, tree, tmp_path):
     inside = parse_ip_addr(alone.stdout)
     assert sorted(inside) == ["lo", "net0"], alone.stdout  # gpu1's NIC, as net0
     assert "192.0.2.74/26" in inside["net0"]["addrs"]
-    settle(lambda: link(nic1) is not None, timeout=3)
-    if link(nic1) is None:  # a veth dies with the namespace unless the poststop hook was first
-        veth_pair(net, nic1)
+    ready_again(net, nic1, peer1)
 
     both = podman.run(tmp_path / "cdi", [f"{KIND}=gpu1", f"{KIND}=gpu0"], ["ip", "addr"])
 

@@ -15,7 +15,7 @@ from tests.helpers.specs import SCAN_HOOK, load_yaml
 HOOK = SCAN_HOOK
 
 
-def scan(*args, check=0, runner=run_cdigen, **kw):
+def scan(*args, check=0, runner=run_in_process, **kw):
     """`cdigen scan` writing for the newest loader (1.1.0: netDevices and annotations), unless
     the test names its own target."""
     named = any(str(a).partition("=")[0] in ("--cdi-version", "--for") for a in args)

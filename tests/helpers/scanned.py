@@ -9,7 +9,7 @@ import time
 
 from ruamel.yaml import YAML
 
-from tests.helpers.netns import ip
+from tests.helpers.netns import ip, link
 from tests.helpers.proc import run_cdigen
 
 KIND = "cdigen.io/gpu"
@@ -89,3 +89,11 @@ def settle(done, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not done() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def ready_again(net, nic: str, peer: str) -> str:
+    """`nic` on the host again after a container had it: given back by the poststop hook, or
+    made anew once the kernel destroyed the pair with the container's namespace (a veth never
+    comes back by itself). Returns its peer."""
+    settle(lambda: link(nic) is not None or link(peer) is None)
+    return peer if link(nic) is not None else veth_pair(net, nic)
