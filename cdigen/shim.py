@@ -235,12 +235,9 @@ def resolve_runtime(name: str, environ=os.environ) -> str:
 def requested_by_env(config: dict) -> list[str]:
     """The devices of CDIGEN_DEVICES in the container's process.env: comma-separated
     qualified names; the first entry of the variable counts, as for getenv()."""
-    process = config.get("process")
-    env = process.get("env") if isinstance(process, dict) else None
-    if not isinstance(env, list):
-        return []
-    prefix = ENV_DEVICES + "="
-    value = next((e[len(prefix) :] for e in env if isinstance(e, str) and e.startswith(prefix)), None)
+    from cdigen.oci.config import process_env
+
+    value = process_env(config).get(ENV_DEVICES)
     if value is None:
         return []
     names = [n.strip() for n in value.split(",") if n.strip()]
@@ -257,9 +254,9 @@ def wants_devices(config: dict) -> bool:
     annotations = config.get("annotations")
     if isinstance(annotations, dict) and any(str(k).startswith("cdi.k8s.io/") for k in annotations):
         return True
-    process = config.get("process")
-    env = process.get("env") if isinstance(process, dict) else None
-    return isinstance(env, list) and any(isinstance(e, str) and e.startswith(ENV_DEVICES + "=") for e in env)
+    from cdigen.oci.config import process_env
+
+    return ENV_DEVICES in process_env(config)
 
 
 def own_script() -> str | None:

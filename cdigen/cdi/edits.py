@@ -25,7 +25,7 @@ import stat
 
 from cdigen import hookentry, netdev
 from cdigen.errors import BadArgument, InvalidInput
-from cdigen.oci.config import net_devices
+from cdigen.oci.config import net_devices, process_env
 from cdigen.values import quoted
 
 ANNOTATION_PREFIX = "cdi.k8s.io/"
@@ -312,8 +312,8 @@ def _apply_library_env(doc: dict) -> None:
     nics, ports = hookentry.container_nics(doc)
     wanted = hookentry.library_variables(nics, ports)
     if wanted:
+        present = process_env(doc)
         values = _child(_child(doc, "process", dict, "process"), "env", list, "process.env")
-        present = {var.partition("=")[0] for var in values if isinstance(var, str)}
         values += [f"{key}={value}" for key, value in wanted.items() if key not in present]
 
 

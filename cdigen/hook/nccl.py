@@ -25,6 +25,7 @@ import stat
 
 from cdigen import hookentry
 from cdigen.files import UnreadableFile, read_head
+from cdigen.oci.config import process_env
 
 NCCL_CONF = "/etc/nccl.conf"
 # Where UCX (1.12 and later) reads ucx.conf: its build's $sysconfdir/ucx, and since 1.17 also
@@ -61,7 +62,7 @@ def _tell(bundle: str, config: dict, argv: list[str], sys_root: str, gid_wait: f
     wanted = hookentry.library_variables(nics, ports)
     if not wanted:
         return []  # no cdigen NIC in this container, or a spec from before cdigen told the libraries
-    present = _environment(config)
+    present = process_env(config)
     notes: list[str] = []
     roce = [port for port, is_roce in ports.items() if is_roce]
     if roce and GID_INDEX not in present and hookentry.runtime_entries(config)[-1:] == [argv]:
@@ -104,20 +105,12 @@ def _is(root, path: str, kind) -> bool:
 def _home(config: dict) -> str | None:
     """The container user's home: config.json's HOME, else /root for uid 0 (runc's rule finds
     it in the image's passwd only as the container starts); None when not known."""
-    process = config.get("process") if isinstance(config.get("process"), dict) else {}
-    env = process.get("env") if isinstance(process.get("env"), list) else []
-    home = next((var[5:] for var in env if isinstance(var, str) and var.startswith("HOME=")), None)
+    home = process_env(config).get("HOME")
     if home is None:
+        process = config.get("process") if isinstance(config.get("process"), dict) else {}
         user = process.get("user") if isinstance(process.get("user"), dict) else {}
         home = "/root" if user.get("uid", 0) == 0 else None
     return home if home and home.startswith("/") else None
-
-
-def _environment(config: dict) -> set[str]:
-    """The names that config.json's process.env sets."""
-    process = config.get("process")
-    env = process.get("env") if isinstance(process, dict) else None
-    return {var.partition("=")[0] for var in env if isinstance(var, str)} if isinstance(env, list) else set()
 
 
 # ---------------------------------------------------------------------------- RoCE GID index

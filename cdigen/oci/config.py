@@ -70,6 +70,19 @@ def net_devices(config: dict) -> dict:
     return devices
 
 
+def process_env(config: dict) -> dict[str, str]:
+    """process.env of a read config as {name: value}; a name's first entry counts, as for
+    getenv(). Entries that are no NAME=VALUE string are skipped ({} without a list)."""
+    process = config.get("process")
+    env = process.get("env") if isinstance(process, dict) else None
+    out: dict[str, str] = {}
+    for entry in env if isinstance(env, list) else ():
+        if isinstance(entry, str) and "=" in entry:
+            name, _, value = entry.partition("=")
+            out.setdefault(name, value)
+    return out
+
+
 def indent_of(raw: bytes) -> str | int:
     """The indentation unit of an indented JSON file (its first indented line), else 2."""
     for line in raw.split(b"\n")[1:]:
