@@ -3,6 +3,7 @@ it reads, the result is exactly what the ruamel.yaml path gives (same types, sam
 every other text, every error included, is left to that path. What `cdigen scan`, goyaml's
 `render` and Go's yaml.v2 (nvidia-ctk) write is in the subset."""
 
+import functools
 import json
 import math
 import subprocess
@@ -283,9 +284,14 @@ def test_read(text, expected):
 # ---------------------------------------------------------------------------- what specs look like
 
 
-def scan_outputs():
+@functools.cache
+def scan_outputs() -> tuple:
     """Every example's spec as `cdigen scan` writes it, for every CDI version scan writes,
-    every device-name strategy and both modes (what builds)."""
+    every device-name strategy and both modes (what builds): (name, text) pairs, made once."""
+    return tuple(_scan_outputs())
+
+
+def _scan_outputs():
     from cdigen.cli.scan import _discover
     from cdigen.errors import CdigenError
     from cdigen.scan.build import BuildOptions, build_spec, render
