@@ -20,6 +20,7 @@ import pytest
 
 from cdigen import __version__
 from tests.helpers.podman import Podman, podman_skip_reason
+from tests.helpers.proc import fast_tmpdir
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "packaging" / "build.py"
@@ -42,9 +43,10 @@ pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reaso
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """(the bundle directory, a Podman fenced in a directory of its own with the image built)."""
-    work = tmp_path_factory.mktemp("image")
+def built():
+    """(the bundle directory, a Podman fenced in a directory of its own with the image built).
+    In memory (fast_tmpdir): podman's vfs driver copies the whole image for every container."""
+    work = Path(fast_tmpdir())
     proc = subprocess.run(
         [sys.executable, str(BUILD), "--out", str(work / "out"), "--image-context", str(work / "context")],
         capture_output=True,
@@ -61,6 +63,7 @@ def built(tmp_path_factory):
     assert build.returncode == 0, build.stderr[-3000:]
     yield work / "out" / "cdigen", podman, work
     podman.cleanup()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def run_image(built, *args: str, volumes: dict | None = None, entrypoint: str | None = None):
@@ -156,7 +159,6 @@ def test_the_frozen_agent_registers_with_kubelet(node):
     stand-in: it registers and lists the example's eight GPUs."""
     from cdigen.examples import EXAMPLES, fakesys
     from tests.helpers.kubelet import Kubelet
-    from tests.helpers.proc import fast_tmpdir
 
     root, scratch = fakesys.build(EXAMPLES["hgx-h100"], fast_tmpdir()), fast_tmpdir()
     kubelet = Kubelet(os.path.join(scratch, "kubelet"))
