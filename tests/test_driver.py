@@ -14,14 +14,14 @@ from cdigen.examples.fakedriver import elf_stub
 from cdigen.scan.driver import cache_paths, discover_driver, elf_soname
 from tests.helpers import driver
 from tests.helpers.driver import VERSION, put
-from tests.helpers.proc import run_cdigen
+from tests.helpers.proc import run_in_process
 
 LIB = "/usr/lib/x86_64-linux-gnu"
 HOOK = ("--hook-path", "/usr/bin/cdigen")
 
 
 def scan(*args, check=0):
-    return run_cdigen("scan", *HOOK, *args, check=check)
+    return run_in_process("scan", *HOOK, *args, check=check)
 
 
 def load(text: str) -> dict:

@@ -12,14 +12,14 @@ from ruamel.yaml import YAML
 from cdigen.examples import fakesys
 from cdigen.scan import gpudirect, sysfs
 from tests.helpers.driver import kernel_version, put
-from tests.helpers.proc import run_cdigen
+from tests.helpers.proc import run_cdigen, run_in_process
 
 HOOK = ("--hook-path", "/usr/bin/cdigen")
 SWITCH = "numa 0\npci 0000:40 numa=0 ports: switch{mods}(gpu ib gpu ib)"
 
 
 def spec_of(*args, check=0) -> tuple[dict, str]:
-    proc = run_cdigen("scan", *HOOK, *args, check=check)
+    proc = run_in_process("scan", *HOOK, *args, check=check)
     return YAML(typ="safe", pure=True).load(proc.stdout), proc.stderr
 
 
@@ -118,7 +118,7 @@ def test_without_peermem_scan_warns_and_topo_says_no(tree):
         "cdigen: warning: /sys/module/nvidia_peermem: missing: GPUDirect RDMA will not work for the 2 GPU-NIC "
         "pairs of this spec (load it: modprobe nvidia_peermem; DMA-BUF unknown: no /proc/driver/nvidia/version)\n"
     )
-    report = json.loads(run_cdigen("topo", "--root", root, "--json", check=0).stdout)["gpudirectRdma"]
+    report = json.loads(run_in_process("topo", "--root", root, "--json", check=0).stdout)["gpudirectRdma"]
     assert report == {
         "peermem": False,
         "dmabuf": None,
@@ -161,7 +161,7 @@ def test_acs_redirect_sends_the_pair_through_the_cpu(tree):
         "between GPU 0000:45:00.0 and mlx5_1 goes through the root complex (disable ACS redirection on this switch "
         "port, or enable ATS on the NIC)",
     ]
-    report = json.loads(run_cdigen("topo", "--root", root, "--json", check=0).stdout)["gpudirectRdma"]
+    report = json.loads(run_in_process("topo", "--root", root, "--json", check=0).stdout)["gpudirectRdma"]
     assert report["matrix"]["gpu0"] == {"NIC0": "cpu", "NIC1": "cpu"}
     assert report["notes"]["gpu0-NIC0"] == (
         "ACS P2P Request Redirect on 0000:42:00.0, 0000:42:01.0: through the root complex"
@@ -206,7 +206,7 @@ def test_acs_unreadable_without_root_is_a_note(tree):
 
 
 def test_relations_decide_the_rest():
-    report = json.loads(run_cdigen("topo", "--example", "hgx-h100", "--json", check=0).stdout)
+    report = json.loads(run_in_process("topo", "--example", "hgx-h100", "--json", check=0).stdout)
     gd, matrix = report["gpudirectRdma"], report["matrix"]
     for gpu, row in gd["matrix"].items():
         for nic, verdict in row.items():

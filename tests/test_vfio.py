@@ -9,7 +9,7 @@ from cdigen.cdi.spec import check_spec
 from cdigen.examples import EXAMPLES
 from cdigen.scan.model import CharDev, VfioFunction
 from cdigen.scan.sysfs import discover
-from tests.helpers.proc import run_cdigen
+from tests.helpers.proc import run_cdigen, run_in_process
 from tests.helpers.specs import SCAN_HOOK as HOOK
 from tests.helpers.specs import load_yaml
 
@@ -18,7 +18,7 @@ CONTROL = {"path": "/dev/vfio/vfio", "type": "c", "major": 10, "minor": 196}
 
 
 def vm(*args, check=0):
-    return run_cdigen("scan", *HOOK, "--mode", "vm", *args, check=check)
+    return run_in_process("scan", *HOOK, "--mode", "vm", *args, check=check)
 
 
 def node(group: int, minor: int) -> dict:
